@@ -1,0 +1,49 @@
+"""mtlbench: a benchmark suite for multi-task learning weighting methods.
+
+>>> import mtlbench
+>>> env = mtlbench.make("multimnist-hps")                 # doctest: +SKIP
+>>> policy = mtlbench.policies.make("rlw")                 # doctest: +SKIP
+>>> result = mtlbench.train(env, policy, seed=0)           # doctest: +SKIP
+
+Random weighting (RLW / RGW; Lin et al., TMLR 2022) is the litmus test: a loss-level
+method is compared with RLW and a gradient-level one with RGW, paired by seed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+from mtlbench import policies
+from mtlbench.registration import (
+    BenchmarkSpec,
+    make,
+    pprint_registry,
+    register,
+    registry,
+    spec,
+)
+
+if TYPE_CHECKING:
+    from mtlbench.harness.results import RunResult
+
+
+def train(env: Any, policy: Any, seed: int, **kwargs: Any) -> RunResult:
+    """Run one episode (one training run) of ``policy`` on ``env``; see :func:`mtlbench.harness.train`."""
+    from mtlbench.harness.train import train as _train
+
+    return _train(env, policy, seed, **kwargs)
+
+
+__all__ = [
+    "BenchmarkSpec",
+    "__version__",
+    "make",
+    "policies",
+    "pprint_registry",
+    "register",
+    "registry",
+    "spec",
+    "train",
+]

@@ -1,0 +1,71 @@
+"""``mtlbench data list | status | prepare NAME | verify NAME``."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from importlib import import_module
+
+from mtlbench.data import DATASETS, data_root, dataset_module
+
+
+def _modules() -> dict[str, object]:
+    out = {}
+    for name in DATASETS:
+        try:
+            out[name] = dataset_module(name)
+        except ModuleNotFoundError as err:  # not installed in this build
+            out[name] = err
+    return out
+
+
+def cmd_list() -> int:
+    for name, module in _modules().items():
+        text = getattr(module, "DESCRIPTION", f"unavailable: {module}")
+        print(f"{name}\n    {text}\n")
+    return 0
+
+
+def cmd_status(root: str | None) -> int:
+    base = data_root(root)
+    print(f"data root: {base}")
+    for name, module in _modules().items():
+        if isinstance(module, Exception):
+            print(f"  {name:<11} unavailable ({module})")
+            continue
+        problems = module.verify(base)  # type: ignore[attr-defined]
+        state = "ok" if not problems else "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else "")
+        print(f"  {name:<11} {state}")
+    return 0
+
+
+def cmd_verify(name: str, root: str | None) -> int:
+    module = dataset_module(name)
+    kwargs = {"name": name} if "name" in inspect.signature(module.verify).parameters else {}
+    problems = module.verify(data_root(root), **kwargs)
+    if problems:
+        print(f"{name}: {len(problems)} problem(s) under {data_root(root)}")
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    print(f"{name}: ok ({data_root(root)})")
+    return 0
+
+
+def cmd_prepare(name: str, root: str | None, source: object) -> int:
+    module = dataset_module(name)
+    # modules serving several datasets (office31/officehome, pawsx/udpos) take ``name``
+    kwargs = {"name": name} if "name" in inspect.signature(module.prepare).parameters else {}
+    module.prepare(data_root(root), source=source, **kwargs)
+    return cmd_verify(name, root)
+
+
+def main(args: argparse.Namespace) -> int:
+    import_module("mtlbench.data")
+    if args.action == "list":
+        return cmd_list()
+    if args.action == "status":
+        return cmd_status(args.data_root)
+    if args.action == "verify":
+        return cmd_verify(args.name, args.data_root)
+    return cmd_prepare(args.name, args.data_root, args.source)

@@ -1,0 +1,682 @@
+"""MTLEnv: one training run of a multi-task model as a ``gymnasium.Env``.
+
+One episode is one training run; one ``step(action)`` is one optimisation step whose action
+is the task weighting (DESIGN.md, "MTLEnv"):
+
+* ``reset(seed)`` builds the model, optimiser and data order from the seed alone, runs the
+  first forward pass and returns the first observation.
+* ``step(action)`` applies the weighting (loss weights, :class:`GradientWeights` or
+  :class:`GradientDirection`), steps the optimiser, evaluates at the end of an epoch when
+  the budget says so, runs the next forward pass and returns
+  ``(obs, reward, terminated, truncated, info)``. ``truncated`` is true once the budget is
+  spent; ``terminated`` is true when the loss diverged (``info["diverged"]``).
+* ``evaluate(split)`` runs the frozen evaluator and returns ``{task: {metric: value}}``.
+
+Observations are dicts of torch tensors on the env's device (see
+:mod:`mtlbench.policies.base` for the keys); the hot loop never syncs with the host on
+CUDA except every ``check_every`` steps, when divergence and action validity are checked
+(both are accumulated on the device in between, with the first offending step).
+
+Model init, dropout and data order depend only on the seed (the global torch RNG is seeded
+in ``reset``; the data order has its own CPU generator), so two policies at the same seed
+see the same batches and start from the same weights: comparisons are paired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from mtlbench.autodiff import gramian as gramian_of
+from mtlbench.autodiff import jacobian as jacobian_of
+from mtlbench.data import load_dataset
+from mtlbench.data.base import Batch, TensorMTLDataset
+from mtlbench.evaluation import EVALUATOR_VERSION, Evaluator, build_metric, delta_p
+from mtlbench.losses import get_loss
+from mtlbench.models import MTLModel, build_model
+from mtlbench.policies.base import KNOWN_NEEDS, GradientDirection, GradientWeights
+from mtlbench.registration import BenchmarkSpec
+
+__all__ = ["Diverged", "InvalidAction", "MTLEnv"]
+
+
+class InvalidAction(ValueError):
+    """The action has the wrong shape, is not finite, or is negative where it must not be."""
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(f"invalid action at step {step}: {message}")
+        self.step = step
+
+
+class Diverged(RuntimeError):
+    """A training loss became NaN or infinite."""
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class MTLEnv(gym.Env):
+    """A registered multi-task benchmark; build it with :func:`mtlbench.make`."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(
+        self,
+        spec: BenchmarkSpec,
+        *,
+        official: bool = True,
+        device: str | torch.device | None = None,
+        data_root: str | None = None,
+        num_workers: int = 0,
+        observe: Sequence[str] = (),
+        wrt: str = "parameters",
+        precision: str = "fp32",
+    ) -> None:
+        unknown = set(observe) - KNOWN_NEEDS
+        if unknown:
+            raise ValueError(
+                f"observe={sorted(unknown)} is not understood; known: {sorted(KNOWN_NEEDS)}"
+            )
+        if wrt not in ("parameters", "representation"):
+            raise ValueError(
+                f"wrt must be 'parameters' or 'representation', got {wrt!r}"
+            )
+        if precision != "fp32":
+            raise ValueError(
+                f"precision {precision!r} is not supported yet; use 'fp32'"
+            )
+        if spec.evaluator_version != EVALUATOR_VERSION:
+            raise ValueError(
+                f"{spec.id} asks for evaluator version {spec.evaluator_version}, this mtlbench has "
+                f"{EVALUATOR_VERSION}; install the mtlbench release that matches the env version"
+            )
+        self.bench_spec = spec
+        self.official = official
+        self.device = _resolve_device(device)
+        self.num_workers = num_workers
+        self.observe = frozenset(observe) | {"losses"}
+        self.wrt = wrt
+        self.task_names = spec.task_names
+        self.num_tasks = len(self.task_names)
+        self.check_every = 1 if self.device.type == "cpu" else 25
+
+        # Data first: a missing dataset fails here, before any model is built.
+        self.splits = load_dataset(
+            spec.dataset.name, data_root, **dict(spec.dataset.kwargs)
+        )
+        for split in ("train", "val", "test"):
+            ds = self.splits[split]
+            if isinstance(ds, TensorMTLDataset) and self.device.type == "cuda":
+                setattr(self.splits, split, ds.to(self.device))
+        self.loss_fns = {
+            t.name: get_loss(t.loss, **dict(t.loss_kwargs)) for t in spec.tasks
+        }
+        self.evaluator = Evaluator(
+            {
+                t.name: build_metric(t.metric, **dict(t.metric_kwargs))
+                for t in spec.tasks
+            }
+        )
+        batch = spec.optimizer.batch_size
+        # Full batches only (when the split allows), so every step sees the same batch size and
+        # representation-level Jacobians keep one shape.
+        self._drop_last = len(self.splits.train) > batch  # type: ignore[arg-type]
+        n_batches = self.splits.train.num_batches(batch, drop_last=self._drop_last)
+        self.steps_per_epoch = min(n_batches, spec.budget.steps_per_epoch or n_batches)
+        self.total_steps = self.steps_per_epoch * spec.budget.epochs
+
+        self.action_space = gym.spaces.Box(
+            0.0, np.inf, shape=(self.num_tasks,), dtype=np.float32
+        )
+        self.observation_space = self._make_observation_space()
+        self.model: MTLModel | None = None
+        self._adapters: nn.ModuleList | None = None
+
+    # ------------------------------------------------------------------ spaces
+    def _make_observation_space(self) -> gym.spaces.Dict:
+        t = self.num_tasks
+        spaces: dict[str, gym.spaces.Space] = {
+            "losses": gym.spaces.Box(-np.inf, np.inf, shape=(t,), dtype=np.float32),
+            "step": gym.spaces.Box(0, np.iinfo(np.int64).max, shape=(), dtype=np.int64),
+            "epoch": gym.spaces.Box(
+                0, np.iinfo(np.int64).max, shape=(), dtype=np.int64
+            ),
+        }
+        if "val_losses" in self.observe:
+            spaces["val_losses"] = gym.spaces.Box(
+                -np.inf, np.inf, shape=(t,), dtype=np.float32
+            )
+        if "gramian" in self.observe:
+            spaces["gramian"] = gym.spaces.Box(
+                -np.inf, np.inf, shape=(t, t), dtype=np.float32
+            )
+        if self.observe & {"jacobian", "val_jacobian"}:
+            d = self._jacobian_width()
+            for key in ("jacobian", "val_jacobian"):
+                if key in self.observe:
+                    spaces[key] = gym.spaces.Box(
+                        -np.inf, np.inf, shape=(t, d), dtype=np.float32
+                    )
+        return gym.spaces.Dict(spaces)
+
+    def _jacobian_width(self) -> int:
+        """Number of columns of the Jacobian, from a model built on the meta device."""
+        with torch.device("meta"):
+            model = self._build_model()
+            if self.wrt == "parameters":
+                return sum(p.numel() for p in model.shared_parameters())
+            x, _ = next(
+                self.splits.train.batches(
+                    1,
+                    shuffle=False,
+                    generator=None,
+                    drop_last=False,
+                    device=torch.device("cpu"),
+                )
+            )
+            rep = model.encode(_to_meta(x))
+        reps = rep.values() if isinstance(rep, Mapping) else [rep]
+        return sum(r[0].numel() for r in reps)
+
+    def _build_model(self) -> MTLModel:
+        m = self.bench_spec.model
+        return build_model(
+            m.architecture, m.backbone, self.bench_spec.tasks, **dict(m.kwargs)
+        )
+
+    # ------------------------------------------------------------------ episode
+    def reset(
+        self, *, seed: int | None = None, options: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Start a run. ``options`` may carry ``adapters`` (RotoGrad's per-task modules)."""
+        super().reset(seed=seed)
+        if seed is None:
+            seed = int(self.np_random.integers(0, 2**31 - 1))
+        self.seed = int(seed)
+        options = dict(options or {})
+
+        torch.manual_seed(
+            self.seed
+        )  # model init and dropout: the seed alone decides them
+        model = self._build_model()
+        if self.wrt == "representation" and not model.shared_representation:
+            raise ValueError(
+                f"{self.bench_spec.id}: architecture {self.bench_spec.model.architecture!r} has no "
+                "shared representation; use a parameter-level method (wrt='parameters')"
+            )
+        self.model = model.to(self.device).train()
+        self._adapters = options.get("adapters")
+        if self._adapters is not None:
+            self._adapters.to(self.device)
+        self._shared = self.model.shared_parameters()
+        self._task_params = self.model.task_parameters()
+        opt = self.bench_spec.optimizer
+        self.optimizer = _make_optimizer(
+            opt.name, self.model.parameters(), opt.lr, opt.weight_decay
+        )
+        self.scheduler = _make_scheduler(
+            opt.scheduler, self.optimizer, dict(opt.scheduler_kwargs)
+        )
+
+        self._data_gen = torch.Generator().manual_seed(self.seed)
+        self._val_gen = torch.Generator().manual_seed(self.seed + 1_000_003)
+        self._val_iter: Iterator[Batch] | None = None
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self._bad_action = torch.full((), -1, dtype=torch.long, device=self.device)
+        self._bad_loss = torch.full((), -1, dtype=torch.long, device=self.device)
+        self._last_score = 0.0
+        self._selection_baseline: dict[str, dict[str, float]] | None = (
+            {t: dict(m) for t, m in self.bench_spec.stl_reference.items()}
+            if self.bench_spec.stl_reference
+            else None
+        )
+        self._train_iter = self._epoch_batches()
+        self._batch = next(self._train_iter)
+        obs = self._forward(self._batch)
+        return obs, {"epoch": 0, "step": 0, "steps_per_epoch": self.steps_per_epoch}
+
+    def _epoch_batches(self) -> Iterator[Batch]:
+        it = self.splits.train.batches(
+            self.bench_spec.optimizer.batch_size,
+            shuffle=True,
+            generator=self._data_gen,
+            drop_last=self._drop_last,
+            device=self.device,
+            num_workers=self.num_workers,
+        )
+        for i, batch in enumerate(it):
+            if i >= self.steps_per_epoch:
+                break
+            yield batch
+
+    # ------------------------------------------------------------------ forward
+    def _losses(self, batch: Batch, *, keep: bool) -> torch.Tensor:
+        assert self.model is not None
+        x, y = batch
+        rep = self.model.encode(x)
+        if self.wrt == "representation":
+            rep_in = _detach_rep(rep)
+        else:
+            rep_in = rep
+        out = self.model.decode(rep_in, self._adapters)
+        losses = torch.stack([self.loss_fns[t](out[t], y[t]) for t in self.task_names])
+        if keep:
+            self._rep, self._rep_in = rep, rep_in
+        return losses
+
+    def _jacobian_inputs(self, rep_in: Any) -> list[torch.Tensor]:
+        if self.wrt == "representation":
+            return list(rep_in.values()) if isinstance(rep_in, Mapping) else [rep_in]
+        return list(self._shared)
+
+    def _forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        losses = self._losses(batch, keep=True)
+        self._train_losses = losses
+        self._jac: torch.Tensor | None = None
+        obs: dict[str, torch.Tensor] = {
+            "losses": losses.detach(),
+            "step": torch.tensor(self.global_step, dtype=torch.int64),
+            "epoch": torch.tensor(self.epoch, dtype=torch.int64),
+        }
+        if self.observe & {"jacobian", "gramian"}:
+            self._jac = jacobian_of(
+                losses, self._jacobian_inputs(self._rep_in), retain_graph=True
+            )
+            if "jacobian" in self.observe:
+                obs["jacobian"] = self._jac
+            if "gramian" in self.observe:
+                obs["gramian"] = gramian_of(self._jac)
+        if self.observe & {"val_losses", "val_jacobian"}:
+            obs.update(self._validation_observation())
+        return obs
+
+    def _validation_observation(self) -> dict[str, torch.Tensor]:
+        """Losses (and Jacobian) on a validation batch; the test split is never touched."""
+        assert self.model is not None
+        batch = self._next_val_batch()
+        self.model.eval()  # no BatchNorm statistics from validation data
+        try:
+            with torch.enable_grad():
+                x, y = batch
+                rep = self.model.encode(x)
+                rep_in = _detach_rep(rep) if self.wrt == "representation" else rep
+                out = self.model.decode(rep_in, self._adapters)
+                losses = torch.stack(
+                    [self.loss_fns[t](out[t], y[t]) for t in self.task_names]
+                )
+                obs = {"val_losses": losses.detach()}
+                if "val_jacobian" in self.observe:
+                    obs["val_jacobian"] = jacobian_of(
+                        losses, self._jacobian_inputs(rep_in), retain_graph=False
+                    )
+        finally:
+            self.model.train()
+        return obs
+
+    def _next_val_batch(self) -> Batch:
+        while True:
+            if self._val_iter is None:
+                self._val_iter = self.splits.val.batches(
+                    self.bench_spec.optimizer.batch_size,
+                    shuffle=True,
+                    generator=self._val_gen,
+                    drop_last=False,
+                    device=self.device,
+                )
+            try:
+                return next(self._val_iter)
+            except StopIteration:
+                self._val_iter = None
+
+    # ------------------------------------------------------------------ step
+    def step(
+        self, action: Any
+    ) -> tuple[dict[str, torch.Tensor], float, bool, bool, dict[str, Any]]:
+        if self.model is None:
+            raise RuntimeError("call reset() before step()")
+        info: dict[str, Any] = {"step": self.global_step, "epoch": self.epoch}
+        # Divergence is flagged on the device and read at sync points only (every step on CPU).
+        self._bad_loss = torch.where(
+            (self._bad_loss < 0) & ~torch.isfinite(self._train_losses.detach()).all(),
+            torch.tensor(self.global_step, device=self.device),
+            self._bad_loss,
+        )
+        sync = self.global_step % self.check_every == 0 or self.step_in_epoch + 1 >= self.steps_per_epoch
+        if sync and int(self._bad_loss) >= 0:
+            info["diverged"] = True
+            info["diverged_at_step"] = int(self._bad_loss)
+            self._release_graph()
+            return self._last_obs_stub(), 0.0, True, False, info
+        self._apply(action)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if "next_losses" in self.observe:
+            with torch.no_grad():
+                info["next_losses"] = self._losses(self._batch, keep=False)
+        self._release_graph()
+        self.global_step += 1
+        self.step_in_epoch += 1
+        if sync:
+            self._raise_if_bad()
+
+        reward = 0.0
+        end_of_epoch = self.step_in_epoch >= self.steps_per_epoch
+        if end_of_epoch:
+            self.epoch += 1
+            self.step_in_epoch = 0
+            if self.scheduler is not None:
+                self.scheduler.step()
+            if (
+                self.epoch % self.bench_spec.budget.eval_every_epochs == 0
+                or self.epoch == self.bench_spec.budget.epochs
+            ):
+                evaluation = {
+                    "epoch": self.epoch,
+                    "step": self.global_step,
+                    "val": self.evaluate("val"),
+                    "test": self.evaluate("test"),
+                }
+                score = self.selection_score(evaluation["val"])
+                evaluation["val_score"] = score
+                reward = score - self._last_score
+                self._last_score = score
+                info["evaluation"] = evaluation
+            if self.epoch >= self.bench_spec.budget.epochs:
+                return self._last_obs_stub(), reward, False, True, info
+            self._train_iter = self._epoch_batches()
+        self._batch = next(self._train_iter)
+        obs = self._forward(self._batch)
+        return obs, reward, False, False, info
+
+    def _last_obs_stub(self) -> dict[str, torch.Tensor]:
+        """Observation returned at the end of an episode (no further forward pass)."""
+        obs = {
+            "losses": self._train_losses.detach(),
+            "step": torch.tensor(self.global_step, dtype=torch.int64),
+            "epoch": torch.tensor(self.epoch, dtype=torch.int64),
+        }
+        for key, space in self.observation_space.spaces.items():
+            if key not in obs:
+                obs[key] = torch.zeros(
+                    space.shape, dtype=torch.float32, device=self.device
+                )
+        return obs
+
+    def _release_graph(self) -> None:
+        self._rep = self._rep_in = None
+        self._jac = None
+
+    # ------------------------------------------------------------------ actions
+    def _check_weights(self, w: torch.Tensor, what: str, nonneg: bool) -> torch.Tensor:
+        if w.shape != (self.num_tasks,):
+            raise InvalidAction(
+                f"{what} must have shape ({self.num_tasks},), got {tuple(w.shape)}",
+                self.global_step,
+            )
+        bad = ~torch.isfinite(w).all()
+        if nonneg:
+            bad = bad | (w < 0).any()
+        self._flag_bad_action(
+            bad, f"{what} must be finite{' and non-negative' if nonneg else ''}"
+        )
+        return w
+
+    def _flag_bad_action(self, bad: torch.Tensor, message: str) -> None:
+        """Record an invalid action; on CPU raise at once, on CUDA at the next sync point."""
+        if self.check_every == 1:
+            if bool(bad):
+                raise InvalidAction(message, self.global_step)
+            return
+        newly = (self._bad_action < 0) & bad
+        self._bad_action = torch.where(
+            newly, torch.tensor(self.global_step, device=self.device), self._bad_action
+        )
+
+    def _raise_if_bad(self) -> None:
+        step = int(self._bad_action)
+        if step >= 0:
+            raise InvalidAction(
+                "the action was not finite, or negative where it must be non-negative",
+                step,
+            )
+
+    def _as_tensor(self, value: Any) -> torch.Tensor:
+        return torch.as_tensor(value, dtype=torch.float32, device=self.device)
+
+    def _apply(self, action: Any) -> None:
+        """Back-propagate according to the action type; leaves gradients in ``.grad``."""
+        losses = self._train_losses
+        if isinstance(action, GradientWeights | GradientDirection):
+            heads = action.head_weights
+            head_w = (
+                None
+                if heads is None
+                else self._check_weights(self._as_tensor(heads), "head_weights", True)
+            )
+            if isinstance(action, GradientWeights):
+                a = self._check_weights(
+                    self._as_tensor(action.weights), "gradient weights", False
+                )
+                shared_grad = None if self._jac is None else a @ self._jac
+                shared_loss = (a * losses).sum() if self._jac is None else None
+            else:
+                d = self._as_tensor(action.direction).reshape(-1)
+                width = self._jac.shape[1] if self._jac is not None else None
+                if width is not None and d.numel() != width:
+                    raise InvalidAction(
+                        f"direction must have {width} entries, got {d.numel()}",
+                        self.global_step,
+                    )
+                self._flag_bad_action(
+                    ~torch.isfinite(d).all(), "direction must be finite"
+                )
+                shared_grad, shared_loss = d, None
+            head_loss = losses.sum() if head_w is None else (head_w * losses).sum()
+            self._backward_gradient_level(head_loss, shared_grad, shared_loss)
+        else:
+            w = self._check_weights(self._as_tensor(action), "loss weights", True)
+            total = (w * losses).sum()
+            if self.wrt == "representation":
+                total.backward(retain_graph=True)
+                self._backprop_representation(_rep_grad(self._rep_in))
+            else:
+                total.backward()
+
+    def _backward_gradient_level(
+        self,
+        head_loss: torch.Tensor,
+        shared_grad: torch.Tensor | None,
+        shared_loss: torch.Tensor | None,
+    ) -> None:
+        head_inputs = [p for p in self._task_params if p.requires_grad]
+        if head_inputs:
+            torch.autograd.backward(head_loss, inputs=head_inputs, retain_graph=True)
+        if self.wrt == "representation":
+            reps = self._jacobian_inputs(self._rep_in)
+            if shared_grad is None:
+                assert shared_loss is not None
+                grads = torch.autograd.grad(
+                    shared_loss, reps, retain_graph=True, allow_unused=True
+                )
+                grads = [
+                    torch.zeros_like(r) if g is None else g
+                    for g, r in zip(grads, reps, strict=True)
+                ]
+            else:
+                grads = _split_like(shared_grad, reps)
+            self._backprop_representation(grads)
+        elif shared_grad is None:
+            assert shared_loss is not None
+            torch.autograd.backward(shared_loss, inputs=self._shared)
+        else:
+            offset = 0
+            for p in self._shared:
+                n = p.numel()
+                p.grad = shared_grad[offset : offset + n].view_as(p).clone()
+                offset += n
+
+    def _backprop_representation(self, grads: Sequence[torch.Tensor] | None) -> None:
+        reps = (
+            list(self._rep.values()) if isinstance(self._rep, Mapping) else [self._rep]
+        )
+        if grads is None:
+            return
+        torch.autograd.backward(reps, grad_tensors=list(grads), inputs=self._shared)
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, split: str = "val") -> dict[str, dict[str, float]]:
+        """Run the frozen evaluator over a whole split; ``{task: {metric: value}}``."""
+        if self.model is None:
+            raise RuntimeError("call reset() before evaluate()")
+        self.model.eval()
+        self.evaluator.reset()
+        try:
+            for x, y in self.splits[split].batches(
+                self.bench_spec.optimizer.batch_size,
+                shuffle=False,
+                generator=None,
+                drop_last=False,
+                device=self.device,
+                num_workers=self.num_workers,
+            ):
+                self.evaluator.update(
+                    self.model.decode(self.model.encode(x), self._adapters), y
+                )
+            return self.evaluator.compute()
+        finally:
+            self.model.train()
+
+    def selection_score(self, val_metrics: Mapping[str, Mapping[str, float]]) -> float:
+        """Validation delta_p against the selection baseline (STL reference, else the first evaluation).
+
+        This is the score model selection maximises (LibMTL's convention when no
+        single-task reference exists); it is run-local, so it never needs another run.
+        """
+        if self._selection_baseline is None:
+            self._selection_baseline = {t: dict(m) for t, m in val_metrics.items()}
+        return delta_p(
+            val_metrics, self._selection_baseline, self.bench_spec.higher_is_better
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> dict[str, Any]:
+        """State to resume from the current epoch boundary (model, optimiser, RNGs, counters)."""
+        assert self.model is not None
+        if self.step_in_epoch != 0:
+            raise RuntimeError("checkpoints are taken at epoch boundaries only")
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None
+            if self.scheduler is None
+            else self.scheduler.state_dict(),
+            "adapters": None if self._adapters is None else self._adapters.state_dict(),
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "data_gen": self._data_gen.get_state(),
+            "val_gen": self._val_gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all()
+            if torch.cuda.is_available()
+            else None,
+            "last_score": self._last_score,
+            "selection_baseline": self._selection_baseline,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Resume from :meth:`checkpoint`, after ``reset`` with the same seed. Returns the next observation."""
+        assert self.model is not None
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self._adapters is not None and state["adapters"] is not None:
+            self._adapters.load_state_dict(state["adapters"])
+        self.epoch, self.global_step, self.step_in_epoch = (
+            state["epoch"],
+            state["global_step"],
+            0,
+        )
+        self._data_gen.set_state(state["data_gen"])
+        self._val_gen.set_state(state["val_gen"])
+        self._val_iter = None
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self._last_score = state["last_score"]
+        self._selection_baseline = state["selection_baseline"]
+        self._release_graph()
+        self._train_iter = self._epoch_batches()
+        self._batch = next(self._train_iter)
+        return self._forward(self._batch)
+
+    def close(self) -> None:
+        self.model = None
+        self._release_graph()
+        super().close()
+
+    @property
+    def unwrapped_spec(self) -> BenchmarkSpec:
+        return self.bench_spec
+
+
+# ---------------------------------------------------------------------- helpers
+def _to_meta(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return torch.empty(x.shape, dtype=x.dtype, device="meta")
+    if isinstance(x, Mapping):
+        return {k: _to_meta(v) for k, v in x.items()}
+    return x
+
+
+def _detach_rep(rep: Any) -> Any:
+    if isinstance(rep, Mapping):
+        return {k: v.detach().requires_grad_(True) for k, v in rep.items()}
+    return rep.detach().requires_grad_(True)
+
+
+def _rep_grad(rep_in: Any) -> list[torch.Tensor]:
+    reps = list(rep_in.values()) if isinstance(rep_in, Mapping) else [rep_in]
+    return [torch.zeros_like(r) if r.grad is None else r.grad for r in reps]
+
+
+def _split_like(
+    flat: torch.Tensor, tensors: Sequence[torch.Tensor]
+) -> list[torch.Tensor]:
+    out, offset = [], 0
+    for t in tensors:
+        n = t.numel()
+        out.append(flat[offset : offset + n].view_as(t))
+        offset += n
+    return out
+
+
+def _make_optimizer(
+    name: str, params: Any, lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=0.9)
+    raise ValueError(f"unknown optimizer {name!r}; expected 'adam' or 'sgd'")
+
+
+def _make_scheduler(
+    name: str | None, optimizer: torch.optim.Optimizer, kwargs: dict[str, Any]
+) -> Any:
+    if name is None:
+        return None
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, **kwargs)
+    raise ValueError(f"unknown scheduler {name!r}; expected None or 'step'")

@@ -1,0 +1,212 @@
+"""Result files: one JSON file per run, schema-validated and written atomically.
+
+Layout (DESIGN.md, "Result file")::
+
+    leaderboard/results/<env-id>/<method>@<version>/seed-<k>.json
+
+A result carries everything needed to rebuild any leaderboard from it alone (AlgoPerf's
+"scoring reads only logs"): the env spec and its hash, the method and its
+hyperparameters, the seed, the status, the per-split metrics at every evaluation (the
+curves), the selected and last metrics, the cost, and the software environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "Cost",
+    "Evaluation",
+    "MethodInfo",
+    "ResultFileError",
+    "RunResult",
+    "Selected",
+    "SoftwareEnvironment",
+    "check_writable",
+    "read_result",
+    "result_path",
+    "software_environment",
+    "write_result",
+]
+
+SCHEMA_VERSION = 1
+Status = Literal["ok", "diverged", "invalid_action", "timeout", "oom", "error"]
+STATUSES: tuple[str, ...] = ("ok", "diverged", "invalid_action", "timeout", "oom", "error")
+Metrics = dict[str, dict[str, float]]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Evaluation(_Strict):
+    """Metrics of every split at one evaluation point (one point of the curves)."""
+
+    epoch: int
+    step: int
+    val: Metrics
+    test: Metrics
+    val_score: float = Field(description="validation delta_p vs the selection baseline, percent")
+
+
+class Selected(_Strict):
+    """Test (and validation) metrics at one chosen evaluation."""
+
+    epoch: int
+    val: Metrics
+    test: Metrics
+
+
+class Cost(_Strict):
+    steps: int
+    wall_time_s: float
+    time_per_step_s: float
+    peak_memory_mb: float | None = None
+    device: str
+
+
+class MethodInfo(_Strict):
+    name: str
+    version: str
+    level: Literal["loss", "gradient"]
+    hparams: dict[str, Any] = Field(default_factory=dict)
+    code_hash: str | None = None
+
+
+class SoftwareEnvironment(_Strict):
+    mtlbench: str
+    python: str
+    torch: str
+    platform: str
+    git_commit: str | None = None
+
+
+class RunResult(_Strict):
+    """One run of one method on one env at one seed."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    env_id: str
+    spec: dict[str, Any]
+    spec_hash: str
+    evaluator_version: str
+    official: bool
+    method: MethodInfo
+    seed: int
+    status: Status
+    message: str | None = None
+    evaluations: list[Evaluation] = Field(default_factory=list)
+    selected: Selected | None = Field(default=None, description="at the best validation score")
+    last: Selected | None = Field(default=None, description="at the last evaluation")
+    cost: Cost
+    environment: SoftwareEnvironment
+    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+class ResultFileError(ValueError):
+    """A result file is unreadable, truncated or fails the schema; names the file and why."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def result_path(root: str | os.PathLike[str], env_id: str, method: str, version: str, seed: int) -> Path:
+    """``<root>/<env-id>/<method>@<version>/seed-<k>.json``."""
+    return Path(root) / env_id / f"{method}@{version}" / f"seed-{seed}.json"
+
+
+def write_result(path: Path, result: RunResult) -> Path:
+    """Write atomically: a temporary file in the same folder, fsync, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(result.model_dump(mode="json"), indent=1, sort_keys=True) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_result(path: str | os.PathLike[str]) -> RunResult:
+    """Read and validate one result file; any problem raises :class:`ResultFileError`."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ResultFileError(path, "file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ResultFileError(path, f"not valid JSON (truncated or corrupt): {err}") from None
+    if not isinstance(data, dict):
+        raise ResultFileError(path, "top-level JSON value must be an object")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise ResultFileError(
+            path, f"schema_version {data.get('schema_version')!r} is not supported (expected {SCHEMA_VERSION})"
+        )
+    try:
+        return RunResult.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<root>"
+        raise ResultFileError(path, f"field {where!r}: {first['msg']} ({err.error_count()} error(s))") from None
+
+
+def check_writable(directory: str | os.PathLike[str]) -> Path:
+    """Fail early, before training, if result files cannot be written under ``directory``."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise PermissionError(
+            f"cannot write result files under {directory}: {err.strerror or err}. "
+            "Choose another directory with --results-dir or fix its permissions."
+        ) from None
+    return directory
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def software_environment() -> SoftwareEnvironment:
+    import torch
+
+    from mtlbench import __version__
+
+    return SoftwareEnvironment(
+        mtlbench=__version__,
+        python=sys.version.split()[0],
+        torch=torch.__version__,
+        platform=platform.platform(),
+        git_commit=_git_commit(),
+    )

@@ -1,0 +1,205 @@
+"""The training loop: one episode of a policy on an :class:`~mtlbench.env.MTLEnv`.
+
+``train(env, policy, seed)`` resets both with the seed, alternates ``policy.act`` and
+``env.step`` until the budget is spent, and returns a :class:`RunResult` whose status says
+how the run ended (``ok``, ``diverged``, ``invalid_action``, ``oom``, ``error``). It never
+raises for a failure of the *run*; it raises only for a misconfiguration (an env built for
+other needs than the policy's).
+
+Model selection (DESIGN.md): the reported test metrics are those at the evaluation with
+the best validation score (the env's run-local validation delta_p; earliest on ties); the
+last evaluation's metrics are stored beside them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mtlbench.env import InvalidAction, MTLEnv
+from mtlbench.harness.results import (
+    Cost,
+    Evaluation,
+    MethodInfo,
+    RunResult,
+    Selected,
+    software_environment,
+)
+from mtlbench.policies.base import Policy
+
+__all__ = ["env_kwargs_for", "train"]
+
+
+def env_kwargs_for(policy: Policy) -> dict[str, Any]:
+    """The runtime ``make`` arguments an env needs to serve ``policy``."""
+    return {"observe": tuple(sorted(policy.needs)), "wrt": policy.wrt if policy.level == "gradient" else "parameters"}
+
+
+def _check_compatible(env: MTLEnv, policy: Policy) -> None:
+    missing = set(policy.needs) - set(env.observe)
+    if missing:
+        raise ValueError(
+            f"policy {policy.name!r} needs {sorted(missing)} but the env observes only {sorted(env.observe)}; "
+            f"build it with mtlbench.make(id, **mtlbench.harness.train.env_kwargs_for(policy))"
+        )
+    if policy.level == "gradient" and env.wrt != policy.wrt:
+        raise ValueError(f"policy {policy.name!r} works w.r.t. the {policy.wrt}, the env w.r.t. the {env.wrt}")
+
+
+def train(
+    env: MTLEnv,
+    policy: Policy,
+    seed: int,
+    *,
+    method_version: str = "builtin",
+    code_hash: str | None = None,
+    progress: bool = False,
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    on_evaluation: Callable[[Evaluation], None] | None = None,
+) -> RunResult:
+    """Train ``policy`` on ``env`` for the env's budget; return the run's result."""
+    _check_compatible(env, policy)
+    spec = env.bench_spec
+    policy.reset(
+        env.task_names,
+        seed,
+        device=env.device,
+        lr=spec.optimizer.lr,
+        steps_per_epoch=env.steps_per_epoch,
+        num_epochs=spec.budget.epochs,
+        representation_dim=env.representation_dim() if policy.wrt == "representation" else None,
+    )
+    adapters = policy.representation_adapters()
+    evaluations: list[Evaluation] = []
+    status, message = "ok", None
+    if env.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(env.device)
+    start = time.perf_counter()
+    steps_done = 0
+    bar = None
+    try:
+        obs, _ = env.reset(seed=seed, options={"adapters": adapters} if adapters is not None else None)
+        resumed = _resume(env, policy, checkpoint_path, evaluations)
+        if resumed is not None:
+            steps_done, obs = resumed
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=env.total_steps, initial=steps_done, desc=f"{policy.name} | {spec.id} | seed {seed}", leave=False)
+        while True:
+            try:
+                action = policy.act(obs)
+            except Exception as err:  # the policy's own failure: record it, name the policy
+                raise _PolicyFailure(f"policy {policy.name!r} raised in act() at step {env.global_step}: {err!r}") from err
+            obs, _, terminated, truncated, info = env.step(action)
+            policy.update(info)
+            steps_done += 1
+            if bar is not None:
+                bar.update(1)
+            if "evaluation" in info:
+                ev = Evaluation(**info["evaluation"])
+                evaluations.append(ev)
+                if on_evaluation is not None:
+                    on_evaluation(ev)
+                if checkpoint_path is not None and not truncated:
+                    _save_checkpoint(checkpoint_path, env, policy, evaluations, steps_done)
+            if terminated:
+                status = "diverged"
+                message = f"a training loss became NaN or infinite at step {info.get('diverged_at_step')}"
+                break
+            if truncated:
+                break
+    except InvalidAction as err:
+        status, message = "invalid_action", f"policy {policy.name!r}: {err}"
+    except _PolicyFailure as err:
+        status, message = "error", str(err)
+    except torch.cuda.OutOfMemoryError as err:
+        status, message = "oom", f"CUDA out of memory: {err}"
+    except Exception as err:
+        status, message = "error", "".join(traceback.format_exception_only(type(err), err)).strip()
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated(env.device) / 2**20 if env.device.type == "cuda" else None
+
+    selected = last = None
+    if evaluations:
+        best = max(range(len(evaluations)), key=lambda i: (evaluations[i].val_score, -i))
+        selected = Selected(epoch=evaluations[best].epoch, val=evaluations[best].val, test=evaluations[best].test)
+        last = Selected(epoch=evaluations[-1].epoch, val=evaluations[-1].val, test=evaluations[-1].test)
+    if status == "ok" and checkpoint_path is not None:
+        Path(checkpoint_path).unlink(missing_ok=True)
+    return RunResult(
+        env_id=spec.id,
+        spec=spec.to_dict(),
+        spec_hash=spec.hash,
+        evaluator_version=spec.evaluator_version,
+        official=env.official,
+        method=MethodInfo(
+            name=policy.name, version=method_version, level=policy.level, hparams=policy.hparams(), code_hash=code_hash
+        ),
+        seed=seed,
+        status=status,  # type: ignore[arg-type]
+        message=message,
+        evaluations=evaluations,
+        selected=selected,
+        last=last,
+        cost=Cost(
+            steps=steps_done,
+            wall_time_s=round(wall, 4),
+            time_per_step_s=round(wall / max(steps_done, 1), 6),
+            peak_memory_mb=None if peak is None else round(peak, 2),
+            device=str(env.device) if env.device.type != "cuda" else torch.cuda.get_device_name(env.device),
+        ),
+        environment=software_environment(),
+    )
+
+
+class _PolicyFailure(RuntimeError):
+    pass
+
+
+# ------------------------------------------------------------------------ checkpoints
+def _save_checkpoint(
+    path: str | os.PathLike[str], env: MTLEnv, policy: Policy, evaluations: list[Evaluation], steps: int
+) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "spec_hash": env.bench_spec.hash,
+        "seed": env.seed,
+        "policy": policy.name,
+        "env": env.checkpoint(),
+        "policy_state": policy.state_dict(),
+        "evaluations": [e.model_dump() for e in evaluations],
+        "steps": steps,
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _resume(
+    env: MTLEnv, policy: Policy, path: str | os.PathLike[str] | None, evaluations: list[Evaluation]
+) -> tuple[int, dict[str, torch.Tensor]] | None:
+    """Restore from a checkpoint of the same env spec, policy and seed: (steps done, next obs)."""
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        state = torch.load(path, map_location=env.device, weights_only=False)
+    except Exception:  # a checkpoint torn by a kill: start over rather than fail
+        Path(path).unlink(missing_ok=True)
+        return None
+    if (state.get("spec_hash"), state.get("seed"), state.get("policy")) != (env.bench_spec.hash, env.seed, policy.name):
+        return None
+    obs = env.restore(state["env"])
+    policy.load_state_dict(state["policy_state"])
+    evaluations.extend(Evaluation(**e) for e in state["evaluations"])
+    return int(state["steps"]), obs

@@ -1,0 +1,185 @@
+"""The Policy protocol: what a weighting method is, what it sees, what it returns.
+
+A policy is the unit that is benchmarked and submitted. The environment hands it an
+*observation* (a mapping of torch tensors on the env's device) and it answers with an
+*action*. It never receives the model, the optimiser or any test data (DESIGN.md, "Policy").
+
+Levels (Lin et al. 2022, Eq. 1 and Eq. 2):
+
+* ``"loss"``: the action is a weight vector ``w`` of shape ``(T,)``; the env minimises
+  ``sum_t w_t L_t``, so the weights also reach the task-specific heads (Algorithm 1).
+* ``"gradient"``: the action combines per-task gradients of the *shared* parameters
+  (or of the shared representation, when ``wrt == "representation"``); heads are updated
+  by their own unweighted task gradients (Algorithm 2). The action is either a
+  :class:`GradientWeights` (``d = sum_t a_t g_t``) or a :class:`GradientDirection`
+  (an explicit update direction, for methods such as GradDrop that are not a linear
+  combination of task gradients).
+
+Observation keys (present only when the policy ``needs`` them, ``losses`` always):
+
+==================  =========  =====================================================
+key                 shape      meaning
+==================  =========  =====================================================
+``losses``          (T,)       current training-batch losses (detached)
+``gramian``         (T, T)     ``J J^T`` of per-task gradients w.r.t. ``wrt``
+``jacobian``        (T, D)     per-task gradients w.r.t. ``wrt`` (flattened)
+``val_losses``      (T,)       losses on a validation batch (never the test split)
+``val_jacobian``    (T, D)     per-task gradients of the validation losses
+``step``            ()         global optimisation step (int64)
+``epoch``           ()         current epoch (int64)
+==================  =========  =====================================================
+
+After the optimiser step, :meth:`Policy.update` receives ``info`` with at least ``step``,
+``epoch`` and, when ``"next_losses"`` is needed, ``next_losses``: the losses of the same
+training batch re-evaluated at the updated parameters (FAMO's second forward).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+
+Level = Literal["loss", "gradient"]
+Wrt = Literal["parameters", "representation"]
+Observation = Mapping[str, torch.Tensor]
+
+#: Everything a policy may ask the environment for. Anything else is a declaration error.
+KNOWN_NEEDS: frozenset[str] = frozenset(
+    {"losses", "gramian", "jacobian", "val_losses", "val_jacobian", "next_losses"}
+)
+
+
+class PolicyError(RuntimeError):
+    """A policy failed in a way that names the policy (solver failure, bad state, ...)."""
+
+
+@dataclass(frozen=True)
+class GradientWeights:
+    """Gradient-level action: ``d = sum_t weights[t] * g_t`` on the shared part.
+
+    ``head_weights`` (optional, shape ``(T,)``) scales each task's loss for its own head;
+    ``None`` means unweighted heads (the gradient-level convention). Composite policies
+    such as ``rlw+cagrad`` set it to the loss-level weights.
+    """
+
+    weights: torch.Tensor
+    head_weights: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class GradientDirection:
+    """Gradient-level action given as the aggregated update direction itself, shape ``(D,)``."""
+
+    direction: torch.Tensor
+    head_weights: torch.Tensor | None = None
+
+
+Action = torch.Tensor | GradientWeights | GradientDirection
+
+
+class Policy(ABC):
+    """Base class of every weighting method.
+
+    Subclasses set the class attributes ``name``, ``level``, ``needs`` (and ``wrt`` for
+    gradient-level methods), validate their hyperparameters in ``__init__`` and implement
+    :meth:`act`. State that must start afresh for every run is created in :meth:`reset`.
+    Randomness comes only from ``self.generator`` (seeded in :meth:`reset`), never from the
+    global torch RNG.
+    """
+
+    name: ClassVar[str] = "policy"
+    level: ClassVar[Level] = "loss"
+    needs: ClassVar[frozenset[str]] = frozenset({"losses"})
+    wrt: ClassVar[Wrt] = "parameters"
+
+    def __init__(self) -> None:
+        self.task_names: tuple[str, ...] = ()
+        self.generator: torch.Generator | None = None
+        self.device: torch.device = torch.device("cpu")
+
+    # ----------------------------------------------------------------- lifecycle
+    def reset(
+        self,
+        task_names: Sequence[str],
+        seed: int,
+        *,
+        device: torch.device | str = "cpu",
+        **context: Any,
+    ) -> None:
+        """Start a new run: remember the tasks, seed the private generator, clear state.
+
+        ``context`` may carry env facts a method needs (``steps_per_epoch``,
+        ``representation_dim``, ``num_epochs``); unknown keys are ignored.
+        """
+        self.task_names = tuple(task_names)
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(int(seed))
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_names)
+
+    @abstractmethod
+    def act(self, observation: Observation) -> Action:
+        """Return the action for the current observation."""
+
+    def update(self, info: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Optional hook called after every optimiser step."""
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """Trainable parameters the policy owns (UW, GradNorm, ...). Default: none."""
+        return []
+
+    def representation_adapters(self) -> torch.nn.ModuleList | None:
+        """Optional per-task modules inserted between the shared representation and heads.
+
+        Only RotoGrad needs this: the env applies ``adapters[t]`` to the representation
+        before task ``t``'s head and trains the adapter parameters with the policy's own
+        optimiser. Default: none.
+        """
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Serializable policy state (for checkpoints). Default: generator state only."""
+        state: dict[str, Any] = {}
+        if self.generator is not None:
+            state["generator"] = self.generator.get_state()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if "generator" in state and self.generator is not None:
+            self.generator.set_state(state["generator"])
+
+    def hparams(self) -> dict[str, Any]:
+        """Hyperparameters, as given to ``__init__`` (stored in every result file)."""
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hparams().items())
+        return f"{type(self).__name__}({args})"
+
+
+# --------------------------------------------------------------------- validation helpers
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+    """Validate a hyperparameter and return it as a float, naming it on failure."""
+    value = float(value)
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok or math.isnan(value):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"hyperparameter {name!r} must be {bound}, got {value!r}")
+    return value
+
+
+def check_in_range(name: str, value: float, low: float, high: float) -> float:
+    value = float(value)
+    if not (low <= value <= high):
+        raise ValueError(
+            f"hyperparameter {name!r} must be in [{low}, {high}], got {value!r}"
+        )
+    return value

@@ -1,0 +1,345 @@
+"""The environment registry: :class:`BenchmarkSpec`, ``register``, ``make``, ``spec``.
+
+Modelled on Gymnasium's ``envs/registration.py``: one module owns a plain dict of frozen
+specs; an id ``[namespace/]name-vN`` is parsed once, in ``__post_init__``; ``make`` is a
+few named steps (find the spec, split runtime from protocol arguments, load the entry
+point). Every mtlbench env is also registered with Gymnasium as ``mtlbench/<id>``.
+
+A spec holds the whole *protocol* of a benchmark (data, tasks, model, budget, optimiser,
+evaluator version); its SHA-256 over canonical JSON goes into every result file. Runtime
+settings (device, data root, workers) are arguments of ``make`` and are not hashed.
+Overriding a protocol field is possible for experiments and tests, but the env is then
+marked unofficial (``env.official is False``) and the harness records that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import importlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mtlbench.env import MTLEnv
+
+__all__ = [
+    "BenchmarkSpec",
+    "BudgetSpec",
+    "DatasetSpec",
+    "Error",
+    "MetricSpec",
+    "ModelSpec",
+    "NameNotFound",
+    "OptimizerSpec",
+    "RegistrationError",
+    "TaskSpec",
+    "VersionNotFound",
+    "make",
+    "parse_env_id",
+    "pprint_registry",
+    "register",
+    "registry",
+    "spec",
+]
+
+ENV_ID_RE = re.compile(
+    r"^(?:(?P<namespace>[\w:.-]+)/)?(?P<name>[\w:.-]+?)(?:-v(?P<version>\d+))?$"
+)
+#: keyword arguments of ``make`` that never change the protocol
+RUNTIME_KWARGS = frozenset(
+    {"device", "data_root", "num_workers", "observe", "wrt", "precision"}
+)
+
+
+class Error(Exception):
+    """Base class of registration errors."""
+
+
+class RegistrationError(Error):
+    """An id is malformed or already registered."""
+
+
+class NameNotFound(Error):
+    """No environment with that name."""
+
+
+class VersionNotFound(Error):
+    """The name exists but not at that version."""
+
+
+# ------------------------------------------------------------------------------ the spec
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: its loss and the metric accumulator that evaluates it."""
+
+    name: str
+    type: str  # classification | segmentation | depth | normal | regression | tagging
+    loss: str  # key of mtlbench.losses.LOSSES
+    metric: str  # key of mtlbench.evaluation.METRICS
+    metrics: tuple[MetricSpec, ...]
+    metric_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    loss_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where the data comes from and how it is split (hashes pin the split manifest)."""
+
+    name: str  # key of mtlbench.data.DATASETS
+    revision: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    split_sizes: Mapping[str, int] = field(default_factory=dict)
+    split_manifest_sha256: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    architecture: str  # key of mtlbench.models.ARCHITECTURES
+    backbone: str  # key of mtlbench.models.BACKBONES
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    scheduler: str | None = None  # None | "step"
+    scheduler_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    epochs: int
+    eval_every_epochs: int = 1
+    #: cap on optimisation steps per epoch (None: one pass over the training split)
+    steps_per_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """Everything that defines a benchmark environment. Hashed into every result."""
+
+    id: str
+    dataset: DatasetSpec
+    tasks: tuple[TaskSpec, ...]
+    model: ModelSpec
+    optimizer: OptimizerSpec
+    budget: BudgetSpec
+    entry_point: str = "mtlbench.env:MTLEnv"
+    evaluator_version: str = "1"
+    stl_reference: Mapping[str, Mapping[str, float]] | None = None
+    reward: str = "change in validation delta_p (vs the selection baseline) since the last evaluation; 0 in between"
+    description: str = ""
+    superseded_by: str | None = None
+    namespace: str | None = field(init=False, compare=False, repr=False)
+    name: str = field(init=False, compare=False, repr=False)
+    version: int = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        namespace, name, version = parse_env_id(self.id)
+        if version is None:
+            raise RegistrationError(
+                f"env id {self.id!r} must end in a version, like '{name}-v1'"
+            )
+        object.__setattr__(self, "namespace", namespace)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "version", version)
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tasks)
+
+    @property
+    def higher_is_better(self) -> dict[str, dict[str, bool]]:
+        return {
+            t.name: {m.name: m.higher_is_better for m in t.metrics} for t in self.tasks
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key in ("namespace", "name", "version"):
+            data.pop(key)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(
+            self.to_dict(), sort_keys=True, separators=(",", ":"), default=str
+        )
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 of the canonical JSON of the protocol (first 16 hex digits)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BenchmarkSpec:
+        d = dict(data)
+        d["dataset"] = DatasetSpec(**d["dataset"])
+        d["model"] = ModelSpec(**d["model"])
+        d["optimizer"] = OptimizerSpec(**d["optimizer"])
+        d["budget"] = BudgetSpec(**d["budget"])
+        d["tasks"] = tuple(
+            TaskSpec(**{**t, "metrics": tuple(MetricSpec(**m) for m in t["metrics"])})
+            for t in d["tasks"]
+        )
+        return cls(**d)
+
+    def replace(self, overrides: Mapping[str, Any]) -> BenchmarkSpec:
+        """A copy with dotted-path overrides, e.g. ``{"budget.epochs": 1}``."""
+        data = self.to_dict()
+        for path, value in overrides.items():
+            *parents, leaf = path.split(".")
+            node: Any = data
+            for part in parents:
+                if not isinstance(node, dict) or part not in node:
+                    raise KeyError(f"spec {self.id} has no field {path!r}")
+                node = node[part]
+            # new keys are allowed only inside free-form ``kwargs`` mappings
+            if not isinstance(node, dict) or (
+                leaf not in node and parents[-1:] != ["kwargs"]
+            ):
+                raise KeyError(f"spec {self.id} has no field {path!r}")
+            node[leaf] = value
+        return BenchmarkSpec.from_dict(data)
+
+
+def parse_env_id(env_id: str) -> tuple[str | None, str, int | None]:
+    """Split ``[namespace/]name[-vN]`` into its parts; a malformed id raises."""
+    match = ENV_ID_RE.fullmatch(env_id)
+    last = env_id.rsplit("-", 1)[-1] if "-" in env_id else ""
+    bad_version = re.fullmatch(r"v[A-Za-z0-9]{0,2}", last) and not re.fullmatch(
+        r"v\d+", last
+    )
+    if not match or bad_version:
+        raise RegistrationError(
+            f"malformed env id {env_id!r}: expected '[namespace/]name-vN' with an integer N, "
+            "e.g. 'multimnist-hps-v1'"
+        )
+    version = match.group("version")
+    return (
+        match.group("namespace"),
+        match.group("name"),
+        int(version) if version else None,
+    )
+
+
+# --------------------------------------------------------------------------- the registry
+registry: dict[str, BenchmarkSpec] = {}
+
+
+def register(spec_: BenchmarkSpec, *, override: bool = False) -> None:
+    """Add a spec to the registry (and to Gymnasium's as ``mtlbench/<id>``)."""
+    if spec_.id in registry and not override:
+        raise RegistrationError(
+            f"env {spec_.id!r} is already registered; pass override=True to replace it"
+        )
+    registry[spec_.id] = spec_
+    _register_with_gymnasium(spec_)
+
+
+def _register_with_gymnasium(spec_: BenchmarkSpec) -> None:
+    import gymnasium
+
+    gym_id = f"mtlbench/{spec_.id}" if spec_.namespace is None else spec_.id
+    gymnasium.register(
+        id=gym_id,
+        entry_point="mtlbench.registration:_gymnasium_entry_point",
+        kwargs={"env_id": spec_.id},
+        disable_env_checker=True,
+        order_enforce=False,
+    )
+
+
+def _gymnasium_entry_point(env_id: str, **kwargs: Any) -> MTLEnv:
+    return make(env_id, **kwargs)
+
+
+def _ensure_builtin_envs() -> None:
+    import mtlbench.envs  # noqa: F401  (registers the built-in envs on import)
+
+
+def spec(env_id: str) -> BenchmarkSpec:
+    """Find the spec of ``env_id``; without a version, the latest registered version."""
+    _ensure_builtin_envs()
+    namespace, name, version = parse_env_id(env_id)
+    prefix = f"{namespace}/" if namespace else ""
+    versions = {
+        s.version: s
+        for s in registry.values()
+        if s.name == name and s.namespace == namespace
+    }
+    if not versions:
+        names = sorted({f"{prefix}{s.name}" for s in registry.values()})
+        close = difflib.get_close_matches(f"{prefix}{name}", names, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise NameNotFound(
+            f"no environment named {prefix + name!r}.{hint} See mtlbench.pprint_registry()."
+        )
+    if version is None:
+        return versions[max(versions)]
+    if version not in versions:
+        known = ", ".join(f"v{v}" for v in sorted(versions))
+        raise VersionNotFound(
+            f"environment {prefix + name!r} has no version v{version}; known: {known}"
+        )
+    found = versions[version]
+    if found.superseded_by:
+        import warnings
+
+        warnings.warn(
+            f"{env_id} is superseded by {found.superseded_by}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+    return found
+
+
+def make(env_id: str | BenchmarkSpec, **kwargs: Any) -> MTLEnv:
+    """Build the environment ``env_id``.
+
+    Runtime keyword arguments (``device``, ``data_root``, ``num_workers``, ``observe``,
+    ``wrt``, ``precision``) never change the protocol. ``overrides={"budget.epochs": 1}``
+    changes protocol fields and marks the env unofficial.
+    """
+    spec_ = env_id if isinstance(env_id, BenchmarkSpec) else spec(env_id)
+    overrides = kwargs.pop("overrides", None) or {}
+    unknown = set(kwargs) - RUNTIME_KWARGS
+    if unknown:
+        raise TypeError(
+            f"make({spec_.id!r}) got unknown arguments {sorted(unknown)}; runtime arguments are "
+            f"{sorted(RUNTIME_KWARGS)}, protocol changes go in overrides={{'path.to.field': value}}"
+        )
+    official = not overrides
+    if overrides:
+        spec_ = spec_.replace(overrides)
+    module_name, _, attr = spec_.entry_point.partition(":")
+    env_cls = getattr(importlib.import_module(module_name), attr)
+    return env_cls(spec_, official=official, **kwargs)
+
+
+def pprint_registry(*, print_output: bool = True) -> str | None:
+    """List the registered environments, grouped by dataset."""
+    _ensure_builtin_envs()
+    groups: dict[str, list[str]] = {}
+    for s in sorted(registry.values(), key=lambda s: s.id):
+        groups.setdefault(s.dataset.name, []).append(s.id)
+    text = "\n".join(
+        f"===== {name} =====\n" + "  ".join(ids) for name, ids in sorted(groups.items())
+    )
+    if print_output:
+        print(text)
+        return None
+    return text
