@@ -42,9 +42,7 @@ def flatten_grads(
     for g, x in zip(grads, inputs, strict=True):
         if g is None:
             g = torch.zeros(x.shape, dtype=x.dtype, device=x.device)
-        parts.append(
-            g.reshape(*g.shape[:batch_dims], -1) if batch_dims else g.reshape(-1)
-        )
+        parts.append(g.reshape(*g.shape[:batch_dims], -1) if batch_dims else g.reshape(-1))
     return torch.cat(parts, dim=-1)
 
 
@@ -119,6 +117,4 @@ def unflatten_into_grads(
             p.grad = chunk.clone()
         offset += n
     if offset != vector.numel():
-        raise ValueError(
-            f"gradient vector has {vector.numel()} entries, parameters have {offset}"
-        )
+        raise ValueError(f"gradient vector has {vector.numel()} entries, parameters have {offset}")

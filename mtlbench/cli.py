@@ -28,10 +28,16 @@ def _seeds(text: str) -> list[int]:
 
 def _add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated seeds (default 0,1,2)")
-    p.add_argument("--results-dir", default=DEFAULT_RESULTS, help=f"where result files go (default {DEFAULT_RESULTS})")
+    p.add_argument(
+        "--results-dir", default=DEFAULT_RESULTS, help=f"where result files go (default {DEFAULT_RESULTS})"
+    )
     p.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: CUDA when present)")
-    p.add_argument("--data-root", default=None, help="data root (default $MTLBENCH_DATA or ~/.cache/mtlbench)")
-    p.add_argument("--timeout", type=float, default=None, help="time limit per run in seconds (child processes)")
+    p.add_argument(
+        "--data-root", default=None, help="data root (default $MTLBENCH_DATA or ~/.cache/mtlbench)"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=None, help="time limit per run in seconds (child processes)"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -182,7 +188,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if not report.ok:
         return 1
     sub = load_submission(args.submission)
-    envs = args.envs or (sorted({spec(s.id).id for s in registry.values()}) if sub.envs == "all" else list(sub.envs))
+    envs = args.envs or (
+        sorted({spec(s.id).id for s in registry.values()}) if sub.envs == "all" else list(sub.envs)
+    )
     args.seeds = args.seeds or list(sub.seeds)
     status = _run_grid(args, [sub.method_ref()], envs, backend=args.backend)
     out = build_leaderboard(args.results_dir, str(Path(args.results_dir).parent))
@@ -240,7 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
-        print("interrupted; completed runs are stored, re-run the same command to finish the rest", file=sys.stderr)
+        print(
+            "interrupted; completed runs are stored, re-run the same command to finish the rest",
+            file=sys.stderr,
+        )
         return 130
     except Exception as err:
         if args.debug:

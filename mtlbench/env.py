@@ -24,6 +24,7 @@ see the same batches and start from the same weights: comparisons are paired.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -82,17 +83,11 @@ class MTLEnv(gym.Env):
     ) -> None:
         unknown = set(observe) - KNOWN_NEEDS
         if unknown:
-            raise ValueError(
-                f"observe={sorted(unknown)} is not understood; known: {sorted(KNOWN_NEEDS)}"
-            )
+            raise ValueError(f"observe={sorted(unknown)} is not understood; known: {sorted(KNOWN_NEEDS)}")
         if wrt not in ("parameters", "representation"):
-            raise ValueError(
-                f"wrt must be 'parameters' or 'representation', got {wrt!r}"
-            )
+            raise ValueError(f"wrt must be 'parameters' or 'representation', got {wrt!r}")
         if precision != "fp32":
-            raise ValueError(
-                f"precision {precision!r} is not supported yet; use 'fp32'"
-            )
+            raise ValueError(f"precision {precision!r} is not supported yet; use 'fp32'")
         if spec.evaluator_version != EVALUATOR_VERSION:
             raise ValueError(
                 f"{spec.id} asks for evaluator version {spec.evaluator_version}, this mtlbench has "
@@ -109,21 +104,14 @@ class MTLEnv(gym.Env):
         self.check_every = 1 if self.device.type == "cpu" else 25
 
         # Data first: a missing dataset fails here, before any model is built.
-        self.splits = load_dataset(
-            spec.dataset.name, data_root, **dict(spec.dataset.kwargs)
-        )
+        self.splits = load_dataset(spec.dataset.name, data_root, **dict(spec.dataset.kwargs))
         for split in ("train", "val", "test"):
             ds = self.splits[split]
             if isinstance(ds, TensorMTLDataset) and self.device.type == "cuda":
                 setattr(self.splits, split, ds.to(self.device))
-        self.loss_fns = {
-            t.name: get_loss(t.loss, **dict(t.loss_kwargs)) for t in spec.tasks
-        }
+        self.loss_fns = {t.name: get_loss(t.loss, **dict(t.loss_kwargs)) for t in spec.tasks}
         self.evaluator = Evaluator(
-            {
-                t.name: build_metric(t.metric, **dict(t.metric_kwargs))
-                for t in spec.tasks
-            }
+            {t.name: build_metric(t.metric, **dict(t.metric_kwargs)) for t in spec.tasks}
         )
         batch = spec.optimizer.batch_size
         # Full batches only (when the split allows), so every step sees the same batch size and
@@ -133,9 +121,7 @@ class MTLEnv(gym.Env):
         self.steps_per_epoch = min(n_batches, spec.budget.steps_per_epoch or n_batches)
         self.total_steps = self.steps_per_epoch * spec.budget.epochs
 
-        self.action_space = gym.spaces.Box(
-            0.0, np.inf, shape=(self.num_tasks,), dtype=np.float32
-        )
+        self.action_space = gym.spaces.Box(0.0, np.inf, shape=(self.num_tasks,), dtype=np.float32)
         self.observation_space = self._make_observation_space()
         self.model: MTLModel | None = None
         self._adapters: nn.ModuleList | None = None
@@ -146,51 +132,47 @@ class MTLEnv(gym.Env):
         spaces: dict[str, gym.spaces.Space] = {
             "losses": gym.spaces.Box(-np.inf, np.inf, shape=(t,), dtype=np.float32),
             "step": gym.spaces.Box(0, np.iinfo(np.int64).max, shape=(), dtype=np.int64),
-            "epoch": gym.spaces.Box(
-                0, np.iinfo(np.int64).max, shape=(), dtype=np.int64
-            ),
+            "epoch": gym.spaces.Box(0, np.iinfo(np.int64).max, shape=(), dtype=np.int64),
         }
         if "val_losses" in self.observe:
-            spaces["val_losses"] = gym.spaces.Box(
-                -np.inf, np.inf, shape=(t,), dtype=np.float32
-            )
+            spaces["val_losses"] = gym.spaces.Box(-np.inf, np.inf, shape=(t,), dtype=np.float32)
         if "gramian" in self.observe:
-            spaces["gramian"] = gym.spaces.Box(
-                -np.inf, np.inf, shape=(t, t), dtype=np.float32
-            )
+            spaces["gramian"] = gym.spaces.Box(-np.inf, np.inf, shape=(t, t), dtype=np.float32)
         if self.observe & {"jacobian", "val_jacobian"}:
             d = self._jacobian_width()
             for key in ("jacobian", "val_jacobian"):
                 if key in self.observe:
-                    spaces[key] = gym.spaces.Box(
-                        -np.inf, np.inf, shape=(t, d), dtype=np.float32
-                    )
+                    spaces[key] = gym.spaces.Box(-np.inf, np.inf, shape=(t, d), dtype=np.float32)
         return gym.spaces.Dict(spaces)
 
-    def _jacobian_width(self) -> int:
-        """Number of columns of the Jacobian, from a model built on the meta device."""
+    def _meta_representation(self) -> list[torch.Tensor]:
+        """The representation of a one-example batch, computed on the meta device (no memory)."""
+        x, _ = next(
+            self.splits.train.batches(
+                1, shuffle=False, generator=None, drop_last=False, device=torch.device("cpu")
+            )
+        )
+        x = _to_meta(x)
         with torch.device("meta"):
             model = self._build_model()
-            if self.wrt == "parameters":
-                return sum(p.numel() for p in model.shared_parameters())
-            x, _ = next(
-                self.splits.train.batches(
-                    1,
-                    shuffle=False,
-                    generator=None,
-                    drop_last=False,
-                    device=torch.device("cpu"),
-                )
-            )
-            rep = model.encode(_to_meta(x))
-        reps = rep.values() if isinstance(rep, Mapping) else [rep]
-        return sum(r[0].numel() for r in reps)
+        rep = model.encode(x)
+        return list(rep.values()) if isinstance(rep, Mapping) else [rep]
+
+    def _jacobian_width(self) -> int:
+        """Columns of the Jacobian: shared parameters, or representation entries of a full batch."""
+        if self.wrt == "parameters":
+            with torch.device("meta"):
+                return sum(p.numel() for p in self._build_model().shared_parameters())
+        per_example = sum(r[0].numel() for r in self._meta_representation())
+        return per_example * self.bench_spec.optimizer.batch_size
+
+    def representation_dim(self) -> int:
+        """Size of the representation's feature axis (axis 1: channels or features)."""
+        return int(self._meta_representation()[0].shape[1])
 
     def _build_model(self) -> MTLModel:
         m = self.bench_spec.model
-        return build_model(
-            m.architecture, m.backbone, self.bench_spec.tasks, **dict(m.kwargs)
-        )
+        return build_model(m.architecture, m.backbone, self.bench_spec.tasks, **dict(m.kwargs))
 
     # ------------------------------------------------------------------ episode
     def reset(
@@ -203,9 +185,7 @@ class MTLEnv(gym.Env):
         self.seed = int(seed)
         options = dict(options or {})
 
-        torch.manual_seed(
-            self.seed
-        )  # model init and dropout: the seed alone decides them
+        torch.manual_seed(self.seed)  # model init and dropout: the seed alone decides them
         model = self._build_model()
         if self.wrt == "representation" and not model.shared_representation:
             raise ValueError(
@@ -219,12 +199,8 @@ class MTLEnv(gym.Env):
         self._shared = self.model.shared_parameters()
         self._task_params = self.model.task_parameters()
         opt = self.bench_spec.optimizer
-        self.optimizer = _make_optimizer(
-            opt.name, self.model.parameters(), opt.lr, opt.weight_decay
-        )
-        self.scheduler = _make_scheduler(
-            opt.scheduler, self.optimizer, dict(opt.scheduler_kwargs)
-        )
+        self.optimizer = _make_optimizer(opt.name, self.model.parameters(), opt.lr, opt.weight_decay)
+        self.scheduler = _make_scheduler(opt.scheduler, self.optimizer, dict(opt.scheduler_kwargs))
 
         self._data_gen = torch.Generator().manual_seed(self.seed)
         self._val_gen = torch.Generator().manual_seed(self.seed + 1_000_003)
@@ -246,6 +222,15 @@ class MTLEnv(gym.Env):
         return obs, {"epoch": 0, "step": 0, "steps_per_epoch": self.steps_per_epoch}
 
     def _epoch_batches(self) -> Iterator[Batch]:
+        # RNG states at the start of the epoch, before its permutation is drawn: what a
+        # checkpoint taken at this epoch boundary must restore.
+        self._val_iter = None
+        self._epoch_rng = {
+            "data_gen": self._data_gen.get_state(),
+            "val_gen": self._val_gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
         it = self.splits.train.batches(
             self.bench_spec.optimizer.batch_size,
             shuffle=True,
@@ -289,9 +274,7 @@ class MTLEnv(gym.Env):
             "epoch": torch.tensor(self.epoch, dtype=torch.int64),
         }
         if self.observe & {"jacobian", "gramian"}:
-            self._jac = jacobian_of(
-                losses, self._jacobian_inputs(self._rep_in), retain_graph=True
-            )
+            self._jac = jacobian_of(losses, self._jacobian_inputs(self._rep_in), retain_graph=True)
             if "jacobian" in self.observe:
                 obs["jacobian"] = self._jac
             if "gramian" in self.observe:
@@ -311,9 +294,7 @@ class MTLEnv(gym.Env):
                 rep = self.model.encode(x)
                 rep_in = _detach_rep(rep) if self.wrt == "representation" else rep
                 out = self.model.decode(rep_in, self._adapters)
-                losses = torch.stack(
-                    [self.loss_fns[t](out[t], y[t]) for t in self.task_names]
-                )
+                losses = torch.stack([self.loss_fns[t](out[t], y[t]) for t in self.task_names])
                 obs = {"val_losses": losses.detach()}
                 if "val_jacobian" in self.observe:
                     obs["val_jacobian"] = jacobian_of(
@@ -330,7 +311,7 @@ class MTLEnv(gym.Env):
                     self.bench_spec.optimizer.batch_size,
                     shuffle=True,
                     generator=self._val_gen,
-                    drop_last=False,
+                    drop_last=len(self.splits.val) > self.bench_spec.optimizer.batch_size,  # type: ignore[arg-type]
                     device=self.device,
                 )
             try:
@@ -339,9 +320,7 @@ class MTLEnv(gym.Env):
                 self._val_iter = None
 
     # ------------------------------------------------------------------ step
-    def step(
-        self, action: Any
-    ) -> tuple[dict[str, torch.Tensor], float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[dict[str, torch.Tensor], float, bool, bool, dict[str, Any]]:
         if self.model is None:
             raise RuntimeError("call reset() before step()")
         info: dict[str, Any] = {"step": self.global_step, "epoch": self.epoch}
@@ -407,9 +386,7 @@ class MTLEnv(gym.Env):
         }
         for key, space in self.observation_space.spaces.items():
             if key not in obs:
-                obs[key] = torch.zeros(
-                    space.shape, dtype=torch.float32, device=self.device
-                )
+                obs[key] = torch.zeros(space.shape, dtype=torch.float32, device=self.device)
         return obs
 
     def _release_graph(self) -> None:
@@ -426,9 +403,7 @@ class MTLEnv(gym.Env):
         bad = ~torch.isfinite(w).all()
         if nonneg:
             bad = bad | (w < 0).any()
-        self._flag_bad_action(
-            bad, f"{what} must be finite{' and non-negative' if nonneg else ''}"
-        )
+        self._flag_bad_action(bad, f"{what} must be finite{' and non-negative' if nonneg else ''}")
         return w
 
     def _flag_bad_action(self, bad: torch.Tensor, message: str) -> None:
@@ -459,14 +434,10 @@ class MTLEnv(gym.Env):
         if isinstance(action, GradientWeights | GradientDirection):
             heads = action.head_weights
             head_w = (
-                None
-                if heads is None
-                else self._check_weights(self._as_tensor(heads), "head_weights", True)
+                None if heads is None else self._check_weights(self._as_tensor(heads), "head_weights", True)
             )
             if isinstance(action, GradientWeights):
-                a = self._check_weights(
-                    self._as_tensor(action.weights), "gradient weights", False
-                )
+                a = self._check_weights(self._as_tensor(action.weights), "gradient weights", False)
                 shared_grad = None if self._jac is None else a @ self._jac
                 shared_loss = (a * losses).sum() if self._jac is None else None
             else:
@@ -477,9 +448,7 @@ class MTLEnv(gym.Env):
                         f"direction must have {width} entries, got {d.numel()}",
                         self.global_step,
                     )
-                self._flag_bad_action(
-                    ~torch.isfinite(d).all(), "direction must be finite"
-                )
+                self._flag_bad_action(~torch.isfinite(d).all(), "direction must be finite")
                 shared_grad, shared_loss = d, None
             head_loss = losses.sum() if head_w is None else (head_w * losses).sum()
             self._backward_gradient_level(head_loss, shared_grad, shared_loss)
@@ -505,13 +474,8 @@ class MTLEnv(gym.Env):
             reps = self._jacobian_inputs(self._rep_in)
             if shared_grad is None:
                 assert shared_loss is not None
-                grads = torch.autograd.grad(
-                    shared_loss, reps, retain_graph=True, allow_unused=True
-                )
-                grads = [
-                    torch.zeros_like(r) if g is None else g
-                    for g, r in zip(grads, reps, strict=True)
-                ]
+                grads = torch.autograd.grad(shared_loss, reps, retain_graph=True, allow_unused=True)
+                grads = [torch.zeros_like(r) if g is None else g for g, r in zip(grads, reps, strict=True)]
             else:
                 grads = _split_like(shared_grad, reps)
             self._backprop_representation(grads)
@@ -526,9 +490,7 @@ class MTLEnv(gym.Env):
                 offset += n
 
     def _backprop_representation(self, grads: Sequence[torch.Tensor] | None) -> None:
-        reps = (
-            list(self._rep.values()) if isinstance(self._rep, Mapping) else [self._rep]
-        )
+        reps = list(self._rep.values()) if isinstance(self._rep, Mapping) else [self._rep]
         if grads is None:
             return
         torch.autograd.backward(reps, grad_tensors=list(grads), inputs=self._shared)
@@ -550,9 +512,7 @@ class MTLEnv(gym.Env):
                 device=self.device,
                 num_workers=self.num_workers,
             ):
-                self.evaluator.update(
-                    self.model.decode(self.model.encode(x), self._adapters), y
-                )
+                self.evaluator.update(self.model.decode(self.model.encode(x), self._adapters), y)
             return self.evaluator.compute()
         finally:
             self.model.train()
@@ -565,9 +525,7 @@ class MTLEnv(gym.Env):
         """
         if self._selection_baseline is None:
             self._selection_baseline = {t: dict(m) for t, m in val_metrics.items()}
-        return delta_p(
-            val_metrics, self._selection_baseline, self.bench_spec.higher_is_better
-        )
+        return delta_p(val_metrics, self._selection_baseline, self.bench_spec.higher_is_better)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict[str, Any]:
@@ -575,24 +533,20 @@ class MTLEnv(gym.Env):
         assert self.model is not None
         if self.step_in_epoch != 0:
             raise RuntimeError("checkpoints are taken at epoch boundaries only")
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": None
-            if self.scheduler is None
-            else self.scheduler.state_dict(),
-            "adapters": None if self._adapters is None else self._adapters.state_dict(),
-            "epoch": self.epoch,
-            "global_step": self.global_step,
-            "data_gen": self._data_gen.get_state(),
-            "val_gen": self._val_gen.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all()
-            if torch.cuda.is_available()
-            else None,
-            "last_score": self._last_score,
-            "selection_baseline": self._selection_baseline,
-        }
+        # a deep copy: state_dict() tensors alias the live ones, which training keeps changing
+        return copy.deepcopy(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+                "adapters": None if self._adapters is None else self._adapters.state_dict(),
+                "epoch": self.epoch,
+                "global_step": self.global_step,
+                **self._epoch_rng,
+                "last_score": self._last_score,
+                "selection_baseline": self._selection_baseline,
+            }
+        )
 
     def restore(self, state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Resume from :meth:`checkpoint`, after ``reset`` with the same seed. Returns the next observation."""
@@ -651,9 +605,7 @@ def _rep_grad(rep_in: Any) -> list[torch.Tensor]:
     return [torch.zeros_like(r) if r.grad is None else r.grad for r in reps]
 
 
-def _split_like(
-    flat: torch.Tensor, tensors: Sequence[torch.Tensor]
-) -> list[torch.Tensor]:
+def _split_like(flat: torch.Tensor, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     out, offset = [], 0
     for t in tensors:
         n = t.numel()
@@ -662,9 +614,7 @@ def _split_like(
     return out
 
 
-def _make_optimizer(
-    name: str, params: Any, lr: float, weight_decay: float
-) -> torch.optim.Optimizer:
+def _make_optimizer(name: str, params: Any, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
@@ -672,9 +622,7 @@ def _make_optimizer(
     raise ValueError(f"unknown optimizer {name!r}; expected 'adam' or 'sgd'")
 
 
-def _make_scheduler(
-    name: str | None, optimizer: torch.optim.Optimizer, kwargs: dict[str, Any]
-) -> Any:
+def _make_scheduler(name: str | None, optimizer: torch.optim.Optimizer, kwargs: dict[str, Any]) -> Any:
     if name is None:
         return None
     if name == "step":

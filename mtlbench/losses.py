@@ -16,27 +16,19 @@ import torch.nn.functional as F
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def cross_entropy(
-    pred: torch.Tensor, target: torch.Tensor, ignore_index: int = -1
-) -> torch.Tensor:
+def cross_entropy(pred: torch.Tensor, target: torch.Tensor, ignore_index: int = -1) -> torch.Tensor:
     """Mean cross-entropy over non-ignored targets; ``pred`` is (B, C, ...) logits."""
     return F.cross_entropy(pred, target.long(), ignore_index=ignore_index)
 
 
-def token_cross_entropy(
-    pred: torch.Tensor, target: torch.Tensor, ignore_index: int = -100
-) -> torch.Tensor:
+def token_cross_entropy(pred: torch.Tensor, target: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
     """Token tagging: ``pred`` (B, L, C) logits, ``target`` (B, L) with ``ignore_index`` padding."""
-    return F.cross_entropy(
-        pred.flatten(0, 1), target.flatten().long(), ignore_index=ignore_index
-    )
+    return F.cross_entropy(pred.flatten(0, 1), target.flatten().long(), ignore_index=ignore_index)
 
 
 def binary_cross_entropy(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Binary attribute: ``pred`` (B,) or (B, 1) logits, ``target`` in {0, 1}."""
-    return F.binary_cross_entropy_with_logits(
-        pred.reshape(-1), target.reshape(-1).to(pred.dtype)
-    )
+    return F.binary_cross_entropy_with_logits(pred.reshape(-1), target.reshape(-1).to(pred.dtype))
 
 
 def depth_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -47,13 +47,9 @@ __all__ = [
     "spec",
 ]
 
-ENV_ID_RE = re.compile(
-    r"^(?:(?P<namespace>[\w:.-]+)/)?(?P<name>[\w:.-]+?)(?:-v(?P<version>\d+))?$"
-)
+ENV_ID_RE = re.compile(r"^(?:(?P<namespace>[\w:.-]+)/)?(?P<name>[\w:.-]+?)(?:-v(?P<version>\d+))?$")
 #: keyword arguments of ``make`` that never change the protocol
-RUNTIME_KWARGS = frozenset(
-    {"device", "data_root", "num_workers", "observe", "wrt", "precision"}
-)
+RUNTIME_KWARGS = frozenset({"device", "data_root", "num_workers", "observe", "wrt", "precision"})
 
 
 class Error(Exception):
@@ -141,7 +137,9 @@ class BenchmarkSpec:
     entry_point: str = "mtlbench.env:MTLEnv"
     evaluator_version: str = "1"
     stl_reference: Mapping[str, Mapping[str, float]] | None = None
-    reward: str = "change in validation delta_p (vs the selection baseline) since the last evaluation; 0 in between"
+    reward: str = (
+        "change in validation delta_p (vs the selection baseline) since the last evaluation; 0 in between"
+    )
     description: str = ""
     superseded_by: str | None = None
     namespace: str | None = field(init=False, compare=False, repr=False)
@@ -151,9 +149,7 @@ class BenchmarkSpec:
     def __post_init__(self) -> None:
         namespace, name, version = parse_env_id(self.id)
         if version is None:
-            raise RegistrationError(
-                f"env id {self.id!r} must end in a version, like '{name}-v1'"
-            )
+            raise RegistrationError(f"env id {self.id!r} must end in a version, like '{name}-v1'")
         object.__setattr__(self, "namespace", namespace)
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "version", version)
@@ -164,9 +160,7 @@ class BenchmarkSpec:
 
     @property
     def higher_is_better(self) -> dict[str, dict[str, bool]]:
-        return {
-            t.name: {m.name: m.higher_is_better for m in t.metrics} for t in self.tasks
-        }
+        return {t.name: {m.name: m.higher_is_better for m in t.metrics} for t in self.tasks}
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -175,9 +169,7 @@ class BenchmarkSpec:
         return data
 
     def to_json(self) -> str:
-        return json.dumps(
-            self.to_dict(), sort_keys=True, separators=(",", ":"), default=str
-        )
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
 
     @property
     def hash(self) -> str:
@@ -192,8 +184,7 @@ class BenchmarkSpec:
         d["optimizer"] = OptimizerSpec(**d["optimizer"])
         d["budget"] = BudgetSpec(**d["budget"])
         d["tasks"] = tuple(
-            TaskSpec(**{**t, "metrics": tuple(MetricSpec(**m) for m in t["metrics"])})
-            for t in d["tasks"]
+            TaskSpec(**{**t, "metrics": tuple(MetricSpec(**m) for m in t["metrics"])}) for t in d["tasks"]
         )
         return cls(**d)
 
@@ -208,9 +199,7 @@ class BenchmarkSpec:
                     raise KeyError(f"spec {self.id} has no field {path!r}")
                 node = node[part]
             # new keys are allowed only inside free-form ``kwargs`` mappings
-            if not isinstance(node, dict) or (
-                leaf not in node and parents[-1:] != ["kwargs"]
-            ):
+            if not isinstance(node, dict) or (leaf not in node and parents[-1:] != ["kwargs"]):
                 raise KeyError(f"spec {self.id} has no field {path!r}")
             node[leaf] = value
         return BenchmarkSpec.from_dict(data)
@@ -220,9 +209,7 @@ def parse_env_id(env_id: str) -> tuple[str | None, str, int | None]:
     """Split ``[namespace/]name[-vN]`` into its parts; a malformed id raises."""
     match = ENV_ID_RE.fullmatch(env_id)
     last = env_id.rsplit("-", 1)[-1] if "-" in env_id else ""
-    bad_version = re.fullmatch(r"v[A-Za-z0-9]{0,2}", last) and not re.fullmatch(
-        r"v\d+", last
-    )
+    bad_version = re.fullmatch(r"v[A-Za-z0-9]{0,2}", last) and not re.fullmatch(r"v\d+", last)
     if not match or bad_version:
         raise RegistrationError(
             f"malformed env id {env_id!r}: expected '[namespace/]name-vN' with an integer N, "
@@ -243,9 +230,7 @@ registry: dict[str, BenchmarkSpec] = {}
 def register(spec_: BenchmarkSpec, *, override: bool = False) -> None:
     """Add a spec to the registry (and to Gymnasium's as ``mtlbench/<id>``)."""
     if spec_.id in registry and not override:
-        raise RegistrationError(
-            f"env {spec_.id!r} is already registered; pass override=True to replace it"
-        )
+        raise RegistrationError(f"env {spec_.id!r} is already registered; pass override=True to replace it")
     registry[spec_.id] = spec_
     _register_with_gymnasium(spec_)
 
@@ -276,25 +261,17 @@ def spec(env_id: str) -> BenchmarkSpec:
     _ensure_builtin_envs()
     namespace, name, version = parse_env_id(env_id)
     prefix = f"{namespace}/" if namespace else ""
-    versions = {
-        s.version: s
-        for s in registry.values()
-        if s.name == name and s.namespace == namespace
-    }
+    versions = {s.version: s for s in registry.values() if s.name == name and s.namespace == namespace}
     if not versions:
         names = sorted({f"{prefix}{s.name}" for s in registry.values()})
         close = difflib.get_close_matches(f"{prefix}{name}", names, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise NameNotFound(
-            f"no environment named {prefix + name!r}.{hint} See mtlbench.pprint_registry()."
-        )
+        raise NameNotFound(f"no environment named {prefix + name!r}.{hint} See mtlbench.pprint_registry().")
     if version is None:
         return versions[max(versions)]
     if version not in versions:
         known = ", ".join(f"v{v}" for v in sorted(versions))
-        raise VersionNotFound(
-            f"environment {prefix + name!r} has no version v{version}; known: {known}"
-        )
+        raise VersionNotFound(f"environment {prefix + name!r} has no version v{version}; known: {known}")
     found = versions[version]
     if found.superseded_by:
         import warnings
@@ -336,9 +313,7 @@ def pprint_registry(*, print_output: bool = True) -> str | None:
     groups: dict[str, list[str]] = {}
     for s in sorted(registry.values(), key=lambda s: s.id):
         groups.setdefault(s.dataset.name, []).append(s.id)
-    text = "\n".join(
-        f"===== {name} =====\n" + "  ".join(ids) for name, ids in sorted(groups.items())
-    )
+    text = "\n".join(f"===== {name} =====\n" + "  ".join(ids) for name, ids in sorted(groups.items()))
     if print_output:
         print(text)
         return None

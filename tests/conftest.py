@@ -23,8 +23,8 @@ def _threads() -> Iterator[None]:
     yield
 
 
-def tiny_env(**kwargs: object) -> mtlbench.env.MTLEnv:  # type: ignore[name-defined]
-    return mtlbench.make("multimnist-hps", device="cpu", overrides=dict(TINY), **kwargs)
+def tiny_env(overrides: dict | None = None, **kwargs: object) -> mtlbench.env.MTLEnv:  # type: ignore[name-defined]
+    return mtlbench.make("multimnist-hps", device="cpu", overrides={**TINY, **(overrides or {})}, **kwargs)
 
 
 class ConstantLoss(Policy):

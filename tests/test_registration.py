@@ -41,6 +41,7 @@ def test_make_without_version_gives_latest() -> None:
         assert spec("multimnist-hps-v1").id == "multimnist-hps-v1"
     finally:
         del registry["multimnist-hps-v2"]
+        del gymnasium.registry["mtlbench/multimnist-hps-v2"]
     assert spec("multimnist-hps").id == "multimnist-hps-v1"
 
 
@@ -72,7 +73,7 @@ def test_spec_is_json_serialisable_and_hash_is_stable() -> None:
 
 
 def test_overrides_mark_env_unofficial_and_unknown_fields_fail() -> None:
-    with pytest.raises(KeyError, match="no field 'budget.epoch'"):
+    with pytest.raises(KeyError, match=r"no field 'budget\.epoch'"):
         spec("multimnist-hps-v1").replace({"budget.epoch": 1})
     env = mtlbench.make("multimnist-hps", device="cpu", overrides={"dataset.kwargs.limit": 8})
     assert env.official is False

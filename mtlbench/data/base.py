@@ -125,15 +125,11 @@ class MTLDataset(Dataset):
 class TensorMTLDataset(MTLDataset):
     """In-memory split: one input tensor and one target tensor per task, sliced per batch."""
 
-    def __init__(
-        self, inputs: torch.Tensor, targets: Mapping[str, torch.Tensor]
-    ) -> None:
+    def __init__(self, inputs: torch.Tensor, targets: Mapping[str, torch.Tensor]) -> None:
         n = inputs.shape[0]
         for task, y in targets.items():
             if y.shape[0] != n:
-                raise ValueError(
-                    f"task {task!r} has {y.shape[0]} targets for {n} inputs"
-                )
+                raise ValueError(f"task {task!r} has {y.shape[0]} targets for {n} inputs")
         self.inputs = inputs
         self.targets = dict(targets)
 
@@ -144,9 +140,7 @@ class TensorMTLDataset(MTLDataset):
         return self.inputs[i], {t: y[i] for t, y in self.targets.items()}
 
     def to(self, device: torch.device) -> TensorMTLDataset:
-        return TensorMTLDataset(
-            self.inputs.to(device), {t: y.to(device) for t, y in self.targets.items()}
-        )
+        return TensorMTLDataset(self.inputs.to(device), {t: y.to(device) for t, y in self.targets.items()})
 
     def batches(
         self,
@@ -179,14 +173,10 @@ class Splits:
     train: MTLDataset
     val: MTLDataset
     test: MTLDataset
-    manifest: dict[str, str] = field(
-        default_factory=dict
-    )  # split -> sha256 of its id list
+    manifest: dict[str, str] = field(default_factory=dict)  # split -> sha256 of its id list
     info: dict[str, Any] = field(default_factory=dict)  # e.g. target standardisation
 
     def __getitem__(self, split: str) -> MTLDataset:
         if split not in ("train", "val", "test"):
-            raise KeyError(
-                f"unknown split {split!r}; expected 'train', 'val' or 'test'"
-            )
+            raise KeyError(f"unknown split {split!r}; expected 'train', 'val' or 'test'")
         return getattr(self, split)

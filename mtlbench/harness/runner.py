@@ -105,13 +105,18 @@ class RunRequest:
     def path(self) -> Path:
         from mtlbench.registration import spec
 
-        return result_path(self.results_dir, spec(self.env_id).id, self.method.name, self.method.version, self.seed)
+        return result_path(
+            self.results_dir, spec(self.env_id).id, self.method.name, self.method.version, self.seed
+        )
 
     @property
     def checkpoint_path(self) -> Path | None:
         if self.checkpoint_dir is None:
             return None
-        return Path(self.checkpoint_dir) / f"{self.env_id}__{self.method.name}@{self.method.version}__seed-{self.seed}.pt"
+        return (
+            Path(self.checkpoint_dir)
+            / f"{self.env_id}__{self.method.name}@{self.method.version}__seed-{self.seed}.pt"
+        )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -315,7 +320,9 @@ def run_in_child(request: RunRequest) -> RunResult:
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=request.timeout_s)
         except subprocess.TimeoutExpired:
-            return failure_result(request, "timeout", f"the run exceeded its time limit of {request.timeout_s} s")
+            return failure_result(
+                request, "timeout", f"the run exceeded its time limit of {request.timeout_s} s"
+            )
         if proc.returncode == 0 and out.exists():
             try:
                 return read_result(out)

@@ -38,7 +38,10 @@ __all__ = ["env_kwargs_for", "train"]
 
 def env_kwargs_for(policy: Policy) -> dict[str, Any]:
     """The runtime ``make`` arguments an env needs to serve ``policy``."""
-    return {"observe": tuple(sorted(policy.needs)), "wrt": policy.wrt if policy.level == "gradient" else "parameters"}
+    return {
+        "observe": tuple(sorted(policy.needs)),
+        "wrt": policy.wrt if policy.level == "gradient" else "parameters",
+    }
 
 
 def _check_compatible(env: MTLEnv, policy: Policy) -> None:
@@ -49,7 +52,9 @@ def _check_compatible(env: MTLEnv, policy: Policy) -> None:
             f"build it with mtlbench.make(id, **mtlbench.harness.train.env_kwargs_for(policy))"
         )
     if policy.level == "gradient" and env.wrt != policy.wrt:
-        raise ValueError(f"policy {policy.name!r} works w.r.t. the {policy.wrt}, the env w.r.t. the {env.wrt}")
+        raise ValueError(
+            f"policy {policy.name!r} works w.r.t. the {policy.wrt}, the env w.r.t. the {env.wrt}"
+        )
 
 
 def train(
@@ -91,12 +96,19 @@ def train(
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=env.total_steps, initial=steps_done, desc=f"{policy.name} | {spec.id} | seed {seed}", leave=False)
+            bar = tqdm(
+                total=env.total_steps,
+                initial=steps_done,
+                desc=f"{policy.name} | {spec.id} | seed {seed}",
+                leave=False,
+            )
         while True:
             try:
                 action = policy.act(obs)
             except Exception as err:  # the policy's own failure: record it, name the policy
-                raise _PolicyFailure(f"policy {policy.name!r} raised in act() at step {env.global_step}: {err!r}") from err
+                raise _PolicyFailure(
+                    f"policy {policy.name!r} raised in act() at step {env.global_step}: {err!r}"
+                ) from err
             obs, _, terminated, truncated, info = env.step(action)
             policy.update(info)
             steps_done += 1
@@ -132,7 +144,9 @@ def train(
     selected = last = None
     if evaluations:
         best = max(range(len(evaluations)), key=lambda i: (evaluations[i].val_score, -i))
-        selected = Selected(epoch=evaluations[best].epoch, val=evaluations[best].val, test=evaluations[best].test)
+        selected = Selected(
+            epoch=evaluations[best].epoch, val=evaluations[best].val, test=evaluations[best].test
+        )
         last = Selected(epoch=evaluations[-1].epoch, val=evaluations[-1].val, test=evaluations[-1].test)
     if status == "ok" and checkpoint_path is not None:
         Path(checkpoint_path).unlink(missing_ok=True)
@@ -143,7 +157,11 @@ def train(
         evaluator_version=spec.evaluator_version,
         official=env.official,
         method=MethodInfo(
-            name=policy.name, version=method_version, level=policy.level, hparams=policy.hparams(), code_hash=code_hash
+            name=policy.name,
+            version=method_version,
+            level=policy.level,
+            hparams=policy.hparams(),
+            code_hash=code_hash,
         ),
         seed=seed,
         status=status,  # type: ignore[arg-type]
@@ -197,7 +215,11 @@ def _resume(
     except Exception:  # a checkpoint torn by a kill: start over rather than fail
         Path(path).unlink(missing_ok=True)
         return None
-    if (state.get("spec_hash"), state.get("seed"), state.get("policy")) != (env.bench_spec.hash, env.seed, policy.name):
+    if (state.get("spec_hash"), state.get("seed"), state.get("policy")) != (
+        env.bench_spec.hash,
+        env.seed,
+        policy.name,
+    ):
         return None
     obs = env.restore(state["env"])
     policy.load_state_dict(state["policy_state"])

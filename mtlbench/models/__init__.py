@@ -33,9 +33,7 @@ def _load(table: dict[str, str], kind: str, name: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), attr)
 
 
-def build_model(
-    architecture: str, backbone: str, tasks: Sequence[Any], **kwargs: Any
-) -> MTLModel:
+def build_model(architecture: str, backbone: str, tasks: Sequence[Any], **kwargs: Any) -> MTLModel:
     """Build ``architecture`` around ``backbone`` for ``tasks`` (a sequence of TaskSpec)."""
     factory = _load(BACKBONES, "backbone", backbone)
     arch = _load(ARCHITECTURES, "architecture", architecture)

@@ -40,14 +40,10 @@ class MTLModel(nn.Module):
     def encode(self, x: torch.Tensor | Mapping[str, torch.Tensor]) -> Representation:
         raise NotImplementedError
 
-    def decode(
-        self, rep: Representation, adapters: nn.ModuleList | None = None
-    ) -> dict[str, torch.Tensor]:
+    def decode(self, rep: Representation, adapters: nn.ModuleList | None = None) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def forward(
-        self, x: torch.Tensor | Mapping[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.decode(self.encode(x))
 
     def shared_parameters(self) -> list[nn.Parameter]:
@@ -89,9 +85,7 @@ class HPS(MTLModel):
             return {t: self.encoder(x[t]) for t in self.task_names}
         return self.encoder(x)
 
-    def decode(
-        self, rep: Representation, adapters: nn.ModuleList | None = None
-    ) -> dict[str, torch.Tensor]:
+    def decode(self, rep: Representation, adapters: nn.ModuleList | None = None) -> dict[str, torch.Tensor]:
         out = {}
         for i, task in enumerate(self.task_names):
             z = rep[task] if isinstance(rep, Mapping) else rep
