@@ -37,9 +37,7 @@ DATASETS: dict[str, str] = {
 def dataset_module(name: str) -> ModuleType:
     """Import the module that implements dataset ``name``."""
     if name not in DATASETS:
-        raise KeyError(
-            f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}"
-        )
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
     return importlib.import_module(f"{__name__}.{DATASETS[name]}")
 
 

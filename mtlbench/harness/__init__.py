@@ -1,22 +1,33 @@
-"""The harness: the training loop, run grids on backends, result files, submissions."""
+"""The harness: the training loop, run grids on backends, result files, submissions.
+
+Names are imported lazily, so that reading result files (the leaderboard) does not load
+the env and model stack.
+"""
 
 from __future__ import annotations
 
-from mtlbench.harness.results import ResultFileError, RunResult, read_result, result_path, write_result
-from mtlbench.harness.runner import GridReport, MethodRef, RunRequest, execute, run_grid
-from mtlbench.harness.train import env_kwargs_for, train
+import importlib
+from typing import Any
 
-__all__ = [
-    "GridReport",
-    "MethodRef",
-    "ResultFileError",
-    "RunRequest",
-    "RunResult",
-    "env_kwargs_for",
-    "execute",
-    "read_result",
-    "result_path",
-    "run_grid",
-    "train",
-    "write_result",
-]
+_EXPORTS = {
+    "ResultFileError": "results",
+    "RunResult": "results",
+    "read_result": "results",
+    "result_path": "results",
+    "write_result": "results",
+    "GridReport": "runner",
+    "MethodRef": "runner",
+    "RunRequest": "runner",
+    "execute": "runner",
+    "run_grid": "runner",
+    "env_kwargs_for": "train",
+    "train": "train",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

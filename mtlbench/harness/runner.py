@@ -52,14 +52,16 @@ class MethodRef:
     """
 
     name: str
-    version: str = "builtin"
+    version: str = "1"
     entry: str = ""
     hparams: dict[str, Any] = field(default_factory=dict)
     code_hash: str | None = None
 
     @classmethod
     def builtin(cls, name: str, **hparams: Any) -> MethodRef:
-        return cls(name=name, version="builtin", entry=f"builtin:{name}", hparams=hparams)
+        # version "1": the version the built-in submissions/<name>/submission.yaml declare, so
+        # `mtlbench benchmark` and `mtlbench submit submissions/<name>` store the same runs.
+        return cls(name=name, version="1", entry=f"builtin:{name}", hparams=hparams)
 
     def make_policy(self) -> Any:
         from mtlbench import policies
@@ -156,6 +158,7 @@ def execute(request: RunRequest, *, progress: bool = False) -> RunResult:
             env,
             policy,
             request.seed,
+            method_name=request.method.name,
             method_version=request.method.version,
             code_hash=request.method.code_hash,
             progress=progress,

@@ -62,7 +62,8 @@ def train(
     policy: Policy,
     seed: int,
     *,
-    method_version: str = "builtin",
+    method_name: str | None = None,
+    method_version: str = "1",
     code_hash: str | None = None,
     progress: bool = False,
     checkpoint_path: str | os.PathLike[str] | None = None,
@@ -157,7 +158,7 @@ def train(
         evaluator_version=spec.evaluator_version,
         official=env.official,
         method=MethodInfo(
-            name=policy.name,
+            name=method_name or policy.name,
             version=method_version,
             level=policy.level,
             hparams=policy.hparams(),

@@ -66,9 +66,7 @@ class UnknownPolicy(KeyError):
 def register(name: str, target: str | type[Policy], *, override: bool = False) -> None:
     """Register a method id. ``target`` is ``"package.module:Class"`` or a Policy class."""
     if name in registry and not override:
-        raise ValueError(
-            f"policy {name!r} is already registered; pass override=True to replace it"
-        )
+        raise ValueError(f"policy {name!r} is already registered; pass override=True to replace it")
     if isinstance(target, type):
         target = f"{target.__module__}:{target.__qualname__}"
     registry[name] = target
@@ -79,17 +77,13 @@ def load(name: str) -> type[Policy]:
     if name not in registry:
         close = difflib.get_close_matches(name, list(registry), n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise UnknownPolicy(
-            f"no policy named {name!r}.{hint} Known: {', '.join(sorted(registry))}"
-        )
+        raise UnknownPolicy(f"no policy named {name!r}.{hint} Known: {', '.join(sorted(registry))}")
     module_name, _, attr = registry[name].partition(":")
     if "." not in module_name:
         module_name = f"{__name__}.{module_name}"
     cls = getattr(importlib.import_module(module_name), attr)
     if not (isinstance(cls, type) and issubclass(cls, Policy)):
-        raise TypeError(
-            f"{registry[name]!r} (policy {name!r}) is not a Policy subclass"
-        )
+        raise TypeError(f"{registry[name]!r} (policy {name!r}) is not a Policy subclass")
     return cls
 
 
@@ -112,9 +106,7 @@ def make(name: str, **hparams: Any) -> Policy:
                     f"'{loss_name}__' or '{grad_name}__'"
                 )
             sub[prefix][rest] = value
-        return Composite(
-            make(loss_name, **sub[loss_name]), make(grad_name, **sub[grad_name])
-        )
+        return Composite(make(loss_name, **sub[loss_name]), make(grad_name, **sub[grad_name]))
     return load(name)(**hparams)
 
 

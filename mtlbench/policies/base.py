@@ -179,7 +179,5 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
 def check_in_range(name: str, value: float, low: float, high: float) -> float:
     value = float(value)
     if not (low <= value <= high):
-        raise ValueError(
-            f"hyperparameter {name!r} must be in [{low}, {high}], got {value!r}"
-        )
+        raise ValueError(f"hyperparameter {name!r} must be in [{low}, {high}], got {value!r}")
     return value
