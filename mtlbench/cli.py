@@ -112,6 +112,7 @@ def _requests(args: argparse.Namespace, methods: Sequence[object], envs: Sequenc
             device=args.device,
             data_root=args.data_root,
             timeout_s=args.timeout,
+            threads=getattr(args, "threads", None),
             checkpoint_dir=getattr(args, "checkpoint_dir", None),
         )
         for env in envs

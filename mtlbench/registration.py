@@ -142,6 +142,8 @@ class BenchmarkSpec:
     )
     description: str = ""
     superseded_by: str | None = None
+    #: runtime hint for schedulers (Ray): the GPU fraction one run needs; not hashed
+    gpu_fraction: float | None = field(default=None, compare=False)
     namespace: str | None = field(init=False, compare=False, repr=False)
     name: str = field(init=False, compare=False, repr=False)
     version: int = field(init=False, compare=False, repr=False)
@@ -164,7 +166,7 @@ class BenchmarkSpec:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        for key in ("namespace", "name", "version"):
+        for key in ("namespace", "name", "version", "gpu_fraction"):
             data.pop(key)
         return data
 

@@ -64,6 +64,9 @@ class Evaluator:
                     f"Evaluator.update: {side} lack tasks {missing}; expected {list(self.task_metrics)}"
                 )
         for task, metric in self.task_metrics.items():
+            if targets[task].shape[0] == 0:
+                # multi-input envs: a task whose split is exhausted gets empty sub-batches
+                continue
             metric.update(outputs[task], targets[task])
 
     def compute(self) -> dict[str, dict[str, float]]:

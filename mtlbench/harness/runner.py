@@ -209,7 +209,7 @@ class GridReport:
 
 
 def is_done(request: RunRequest) -> bool:
-    """True when a valid result for the same spec hash and method version is stored."""
+    """True when a valid, final result for the same spec hash and method version is stored."""
     from mtlbench.registration import spec
 
     path = request.path
@@ -222,7 +222,13 @@ def is_done(request: RunRequest) -> bool:
     current = spec(request.env_id)
     if request.overrides:
         current = current.replace(request.overrides)
-    return stored.spec_hash == current.hash and stored.method.version == request.method.version
+    # diverged / invalid_action are outcomes of the method and stay; timeout, oom and error
+    # may be the machine's fault, so those runs are tried again on the next invocation
+    return (
+        stored.spec_hash == current.hash
+        and stored.method.version == request.method.version
+        and stored.status in ("ok", "diverged", "invalid_action")
+    )
 
 
 def store(request: RunRequest, result: RunResult) -> Path:

@@ -19,6 +19,8 @@ from mtlbench.models.base import HPS, MTLModel
 BACKBONES: dict[str, str] = {
     "lenet": "mtlbench.models.lenet:lenet",
     "mpnn": "mtlbench.models.mpnn:mpnn",
+    "resnet18": "mtlbench.models.resnet:resnet18",
+    "mbert": "mtlbench.models.bert:mbert",
 }
 
 ARCHITECTURES: dict[str, str] = {

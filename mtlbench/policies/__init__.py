@@ -50,6 +50,7 @@ registry: dict[str, str] = {
     "rotograd": "rotograd:RotoGrad",
     "nash-mtl": "nash_mtl:NashMTL",
     "aligned-mtl": "aligned_mtl:AlignedMTL",
+    "aligned-mtl-ub": "aligned_mtl:AlignedMTLUB",
     "upgrad": "upgrad:UPGrad",
     "fairgrad": "fairgrad:FairGrad",
     "db-mtl": "db_mtl:DBMTL",

@@ -1,0 +1,654 @@
+"""Office-31 and Office-Home: one classification task per image domain, each with its own images.
+
+Sources (not redistributable; see ``docs/envs/office.md``):
+
+* Office-31 (Saenko et al., ECCV 2010): 4,110 images of 31 office objects in three domains,
+  ``amazon`` (2,817), ``dslr`` (498) and ``webcam`` (795), released as
+  ``domain_adaptation_images.tar.gz``. Layout under the data root::
+
+      office31/<domain>/images/<class>/frame_NNNN.jpg
+
+* Office-Home (Venkateswara et al., CVPR 2017): 15,588 images of 65 classes in four domains,
+  ``Art`` (2,427), ``Clipart`` (4,365), ``Product`` (4,439) and ``Real World`` (4,357),
+  released as ``OfficeHomeDataset_10072016.zip``. Layout (``prepare`` renames the
+  ``Real World`` folder to ``Real_World``, as LibMTL does; both names are read)::
+
+      officehome/<Domain>/<class>/NNNNN.jpg
+
+Tasks: one per domain (Lin et al., TMLR 2022, Appendix D.3), each a 31- or 65-way
+classification of that domain's own images, so the model is a multi-input HPS and a batch is
+``({domain: images}, {domain: labels})`` (:class:`MultiInputDataset`).
+
+Splits: the paper splits every domain at random 60/20/20 into train/val/test without
+publishing the lists. mtlbench fixes the split by a rule (``RULE``, version ``v1``): within
+each domain and class, the image paths relative to the dataset folder (``amazon/images/
+back_pack/frame_0001.jpg``) are sorted and permuted with ``torch.randperm`` under a
+``torch.Generator`` seeded with the first 8 bytes (little endian, top bit cleared) of
+``sha256("office-split-v1/<dataset>/<domain>/<class>")``; the first ``(n + 2) // 5`` go to val,
+the next ``(n + 2) // 5`` to test, the rest to train. The SHA-256 of each split's sorted id
+list (:func:`mtlbench.data.base.ids_sha256`) is recorded in ``Splits.manifest`` and, once
+pinned in :data:`SPLIT_SHA256`, checked on load. To reproduce the paper's own (LibMTL)
+split instead, pass ``split_lists=<folder>`` holding LibMTL's ``<domain>_{train,val,test}.txt``
+files (``relative/path.jpg label`` per line).
+
+Images are decoded lazily (DataLoader workers when ``num_workers > 0``), resized to
+``image_size`` x ``image_size`` (224 in the paper) with bilinear filtering, scaled to [0, 1]
+and normalised with the ImageNet mean and standard deviation, as in LibMTL.
+
+This module also holds :class:`MultiInputDataset`, the container every multi-input dataset
+(Office, XTREME) uses, and :func:`read_image`, shared with CelebA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mtlbench.data.base import (
+    Batch,
+    DatasetCorrupt,
+    DatasetNotFound,
+    MTLDataset,
+    Splits,
+    ids_sha256,
+    move_to,
+)
+
+__all__ = [
+    "DATASETS",
+    "DESCRIPTION",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "NAME",
+    "SPLIT_SHA256",
+    "ImagePart",
+    "MultiInputDataset",
+    "TensorPart",
+    "load",
+    "prepare",
+    "read_image",
+    "safe_extractall",
+    "split_rule",
+    "verify",
+]
+
+NAME = "office"
+DESCRIPTION = (
+    "Office-31 (amazon/dslr/webcam, 31 classes, 4,110 images) and Office-Home (Art/Clipart/"
+    "Product/Real_World, 65 classes, 15,588 images): one classifier per domain on that domain's "
+    "own images; fixed 60/20/20 split per domain and class (rule v1). Not redistributable: "
+    "`mtlbench data prepare office31|officehome --source <download>` installs a download."
+)
+RULE = "office-split-v1"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class OfficeInfo:
+    domains: tuple[str, ...]
+    num_classes: int
+    #: images per domain in the official release
+    counts: Mapping[str, int]
+    #: sub-folder between the domain folder and the class folders
+    inner: str
+    #: other folder names the official archive uses for a domain
+    aliases: Mapping[str, str]
+    revision: str
+
+
+DATASETS: dict[str, OfficeInfo] = {
+    "office31": OfficeInfo(
+        domains=("amazon", "dslr", "webcam"),
+        num_classes=31,
+        counts={"amazon": 2817, "dslr": 498, "webcam": 795},
+        inner="images",
+        aliases={},
+        revision="office31-domain_adaptation_images/" + RULE,
+    ),
+    "officehome": OfficeInfo(
+        domains=("Art", "Clipart", "Product", "Real_World"),
+        num_classes=65,
+        counts={"Art": 2427, "Clipart": 4365, "Product": 4439, "Real_World": 4357},
+        inner="",
+        aliases={"Real_World": "Real World"},
+        revision="OfficeHomeDataset_10072016/" + RULE,
+    ),
+}
+#: SHA-256 of each split's sorted id list under rule v1, per dataset. Empty until computed
+#: on the official release (``python -m mtlbench.data.office <root>`` prints them); while
+#: empty, ``check_manifest`` checks the per-domain image and class counts only.
+SPLIT_SHA256: dict[str, dict[str, str]] = {"office31": {}, "officehome": {}}
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- images
+def read_image(path: str | os.PathLike[str], size: int | tuple[int, int], dataset: str) -> torch.Tensor:
+    """Decode an image to a normalised ``(3, H, W)`` float tensor; a bad file raises DatasetCorrupt."""
+    from PIL import Image
+
+    h, w = (size, size) if isinstance(size, int) else size
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB").resize((w, h), Image.BILINEAR)
+    except (OSError, ValueError, SyntaxError) as err:  # PIL reports bad data as OSError
+        raise DatasetCorrupt(dataset, path, f"cannot decode image: {err}") from err
+    x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (x - mean) / std
+
+
+# ------------------------------------------------------------------ multi-input container
+class TaskPart(Protocol):
+    """One task's samples in a multi-input split: a length and a batched fetch."""
+
+    def __len__(self) -> int: ...
+
+    def fetch(self, indices: torch.Tensor) -> tuple[Any, torch.Tensor]: ...
+
+
+class ImagePart:
+    """A task's image files and labels; images are decoded on fetch."""
+
+    def __init__(self, paths: Sequence[str], labels: torch.Tensor, image_size: int, dataset: str) -> None:
+        if len(paths) != labels.shape[0]:
+            raise ValueError(f"{len(paths)} images but {labels.shape[0]} labels")
+        self.paths = list(paths)
+        self.labels = labels
+        self.image_size = image_size
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def fetch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = indices.tolist()
+        if not idx:
+            s = self.image_size
+            return torch.empty(0, 3, s, s), self.labels[:0]
+        x = torch.stack([read_image(self.paths[i], self.image_size, self.dataset) for i in idx])
+        return x, self.labels[indices]
+
+
+class TensorPart:
+    """A task's samples held in memory: inputs (a tensor or a dict of tensors) and targets."""
+
+    def __init__(self, inputs: torch.Tensor | Mapping[str, torch.Tensor], targets: torch.Tensor) -> None:
+        first = inputs if isinstance(inputs, torch.Tensor) else next(iter(inputs.values()))
+        if first.shape[0] != targets.shape[0]:
+            raise ValueError(f"{first.shape[0]} inputs but {targets.shape[0]} targets")
+        self.inputs = inputs
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+    def fetch(self, indices: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        if isinstance(self.inputs, torch.Tensor):
+            x: Any = self.inputs.index_select(0, indices)
+        else:
+            x = {k: v.index_select(0, indices) for k, v in self.inputs.items()}
+        return x, self.targets.index_select(0, indices)
+
+
+class _PlanDataset(Dataset):
+    """Item ``k`` is the whole ``k``-th step of a batch plan (lets DataLoader workers prefetch)."""
+
+    def __init__(self, parts: Mapping[str, TaskPart], plan: Sequence[Mapping[str, torch.Tensor]]) -> None:
+        self.parts = parts
+        self.plan = plan
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, k: int) -> Batch:
+        return _fetch_step(self.parts, self.plan[k])
+
+
+def _fetch_step(parts: Mapping[str, TaskPart], step: Mapping[str, torch.Tensor]) -> Batch:
+    xs, ys = {}, {}
+    for task, idx in step.items():
+        xs[task], ys[task] = parts[task].fetch(idx)
+    return xs, ys
+
+
+class MultiInputDataset(MTLDataset):
+    """A split in which every task has its own inputs; batches are ``({task: x_t}, {task: y_t})``.
+
+    Training order (``shuffle=True``): an epoch has as many steps as the task with the most
+    batches (``max_t ceil(n_t / B)``). Each task reads its own stream of indices, the
+    concatenation of fresh permutations of its samples drawn from ``generator`` (tasks in
+    order, as many permutations as the epoch needs), and every step takes the next ``B``
+    indices of every stream: every sub-batch is full (BatchNorm-safe), the largest task
+    sees each sample at least once per epoch, smaller ones cycle (as LibMTL's multi-input
+    trainer does). The order depends on the generator alone.
+
+    Evaluation order (``shuffle=False``): step ``k`` holds samples ``[kB, (k+1)B)`` of every
+    task, so every sample of every task is seen exactly once; a task that has run out gets
+    an empty sub-batch (the model and the metrics see zero rows), because an HPS model
+    needs every task's input at every step.
+    """
+
+    def __init__(self, parts: Mapping[str, TaskPart]) -> None:
+        if not parts:
+            raise ValueError("a multi-input split needs at least one task")
+        for task, part in parts.items():
+            if len(part) == 0:
+                raise ValueError(f"task {task!r} has no samples in this split")
+        self.parts = dict(parts)
+        self.task_names = tuple(parts)
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts.values())
+
+    def task_sizes(self) -> dict[str, int]:
+        return {t: len(p) for t, p in self.parts.items()}
+
+    def __getitem__(self, i: int) -> Batch:
+        """Sample ``i`` of the concatenation of the tasks (in task order), as a one-task item."""
+        for task, part in self.parts.items():
+            if i < len(part):
+                x, y = part.fetch(torch.tensor([i]))
+                return {task: x}, {task: y}
+            i -= len(part)
+        raise IndexError("index out of range")
+
+    def num_batches(self, batch_size: int, drop_last: bool) -> int:
+        sizes = [len(p) for p in self.parts.values()]
+        if drop_last:  # at least one step, even when every task is smaller than a batch
+            return max(1, *(n // batch_size for n in sizes))
+        return max(-(-n // batch_size) for n in sizes)
+
+    def plan(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None,
+        drop_last: bool,
+    ) -> list[dict[str, torch.Tensor]]:
+        """The index plan of one pass: ``plan[k][task]`` are task ``task``'s indices at step ``k``."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        steps = self.num_batches(batch_size, drop_last)
+        if shuffle:
+            streams = {}
+            for task, part in self.parts.items():
+                n = len(part)
+                need = steps * batch_size
+                perms = [torch.randperm(n, generator=generator) for _ in range(-(-need // n))]
+                streams[task] = torch.cat(perms)[:need] if perms else torch.empty(0, dtype=torch.long)
+            return [
+                {t: s[k * batch_size : (k + 1) * batch_size] for t, s in streams.items()}
+                for k in range(steps)
+            ]
+        plan = []
+        for k in range(steps):
+            step = {}
+            for task, part in self.parts.items():
+                n = len(part)
+                start, stop = min(k * batch_size, n), min((k + 1) * batch_size, n)
+                if drop_last and stop - start < batch_size:
+                    start = stop
+                step[task] = torch.arange(start, stop)
+            plan.append(step)
+        return plan
+
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None,
+        drop_last: bool,
+        device: torch.device,
+        num_workers: int = 0,
+    ) -> Iterator[Batch]:
+        plan = self.plan(batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last)
+        if num_workers > 0:
+            loader = DataLoader(
+                _PlanDataset(self.parts, plan),
+                batch_size=None,
+                shuffle=False,
+                num_workers=num_workers,
+                pin_memory=device.type == "cuda",
+            )
+            for batch in loader:
+                yield move_to(batch, device)
+        else:
+            for step in plan:
+                yield move_to(_fetch_step(self.parts, step), device)
+
+
+# ----------------------------------------------------------------------------- layout
+def _info(name: str) -> OfficeInfo:
+    if name not in DATASETS:
+        raise KeyError(f"office module serves {sorted(DATASETS)}, not {name!r}")
+    return DATASETS[name]
+
+
+def _domain_dir(base: Path, info: OfficeInfo, domain: str) -> Path | None:
+    for folder in (domain, info.aliases.get(domain)):
+        if folder and (base / folder).is_dir():
+            return base / folder
+    return None
+
+
+def _scan(root: Path, name: str) -> dict[str, dict[str, list[str]]]:
+    """``{domain: {class: sorted relative paths}}``; a missing folder raises DatasetNotFound."""
+    info = _info(name)
+    base = root / name
+    if not base.is_dir():
+        raise DatasetNotFound(name, root, f"the folder {name}/")
+    found: dict[str, dict[str, list[str]]] = {}
+    for domain in info.domains:
+        ddir = _domain_dir(base, info, domain)
+        if ddir is None:
+            raise DatasetNotFound(name, root, f"{name}/{domain}/")
+        cdir = ddir / info.inner if info.inner else ddir
+        if not cdir.is_dir():
+            raise DatasetNotFound(name, root, f"{name}/{domain}/{info.inner}/")
+        classes: dict[str, list[str]] = {}
+        for entry in sorted(os.scandir(cdir), key=lambda e: e.name):
+            if not entry.is_dir():
+                continue
+            prefix = f"{domain}/{info.inner}/{entry.name}" if info.inner else f"{domain}/{entry.name}"
+            classes[entry.name] = sorted(
+                f"{prefix}/{f.name}"
+                for f in os.scandir(entry.path)
+                if f.is_file() and Path(f.name).suffix.lower() in IMAGE_SUFFIXES
+            )
+        if not classes:
+            raise DatasetCorrupt(name, cdir, "no class folders found")
+        found[domain] = classes
+    return found
+
+
+def _check_official(name: str, files: Mapping[str, Mapping[str, list[str]]]) -> None:
+    info = _info(name)
+    for domain, classes in files.items():
+        if len(classes) != info.num_classes:
+            raise DatasetCorrupt(
+                name, f"{name}/{domain}", f"{len(classes)} class folders, the release has {info.num_classes}"
+            )
+        n = sum(len(v) for v in classes.values())
+        if n != info.counts[domain]:
+            raise DatasetCorrupt(
+                name, f"{name}/{domain}", f"{n} images, the release has {info.counts[domain]}"
+            )
+
+
+def _class_seed(name: str, domain: str, cls: str) -> int:
+    digest = hashlib.sha256(f"{RULE}/{name}/{domain}/{cls}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def split_rule(name: str, files: Mapping[str, Mapping[str, Sequence[str]]]) -> dict[str, list[str]]:
+    """Rule v1 (module docstring): ``{split: sorted relative paths}`` from the images on disk."""
+    out: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for domain, classes in files.items():
+        for cls, paths in classes.items():
+            paths = sorted(paths)
+            n = len(paths)
+            g = torch.Generator().manual_seed(_class_seed(name, domain, cls))
+            order = [paths[i] for i in torch.randperm(n, generator=g).tolist()]
+            k = (n + 2) // 5
+            out["val"] += order[:k]
+            out["test"] += order[k : 2 * k]
+            out["train"] += order[2 * k :]
+    return {s: sorted(v) for s, v in out.items()}
+
+
+def _read_split_lists(
+    name: str, folder: Path, files: Mapping[str, Mapping[str, Sequence[str]]]
+) -> dict[str, list[str]]:
+    """Read LibMTL-style ``<domain>_<split>.txt`` lists (``relative/path label`` per line)."""
+    info = _info(name)
+    known = {p for classes in files.values() for paths in classes.values() for p in paths}
+    aliases = {v: k for k, v in info.aliases.items()}
+    out: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for domain in info.domains:
+        for split in SPLITS:
+            path = folder / f"{domain}_{split}.txt"
+            if not path.is_file():
+                raise DatasetNotFound(name, folder, path.name)
+            for lineno, line in enumerate(path.read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                fields = line.strip().rsplit(" ", 1)
+                rel = fields[0] if len(fields) == 2 and fields[1].lstrip("-").isdigit() else line.strip()
+                head, _, rest = rel.partition("/")
+                rel = f"{aliases.get(head, head)}/{rest}"
+                if rel not in known:
+                    raise DatasetCorrupt(name, f"{path}:{lineno}", f"{rel} is not an image under {name}/")
+                out[split].append(rel)
+    seen: dict[str, str] = {}
+    for split, ids in out.items():
+        for rel in ids:
+            if rel in seen:
+                raise DatasetCorrupt(name, folder, f"{rel} is listed in both {seen[rel]} and {split}")
+            seen[rel] = split
+    return {s: sorted(v) for s, v in out.items()}
+
+
+# ----------------------------------------------------------------------------- contract
+def load(
+    root: Path,
+    *,
+    name: str = "office31",
+    image_size: int = 224,
+    split_lists: str | os.PathLike[str] | None = None,
+    check_manifest: bool = True,
+    limit: int | None = None,
+) -> Splits:
+    """The three splits of ``name`` (``office31`` or ``officehome``) as multi-input datasets.
+
+    ``check_manifest`` checks the official image and class counts per domain and, once
+    pinned, the split hashes (turn it off for fixtures and subsets). ``limit`` keeps the
+    first N images per domain and split (for quick experiments).
+    """
+    info = _info(name)
+    root = Path(root)
+    files = _scan(root, name)
+    classes = sorted(next(iter(files.values())))
+    for domain, found in files.items():
+        if sorted(found) != classes:
+            raise DatasetCorrupt(
+                name,
+                f"{name}/{domain}",
+                f"class folders differ from {info.domains[0]}'s: {sorted(set(found) ^ set(classes))[:5]}",
+            )
+    if check_manifest:
+        _check_official(name, files)
+    ids = (
+        split_rule(name, files) if split_lists is None else _read_split_lists(name, Path(split_lists), files)
+    )
+    manifest = {s: ids_sha256(v) for s, v in ids.items()}
+    pinned = SPLIT_SHA256.get(name, {})
+    if check_manifest and split_lists is None and pinned:
+        for split, digest in manifest.items():
+            if pinned.get(split) not in (None, digest):
+                raise DatasetCorrupt(
+                    name, f"split {split!r}", f"id list hash {digest[:12]} != published {pinned[split][:12]}"
+                )
+    class_index = {c: i for i, c in enumerate(classes)}
+    base = root / name
+    real_dirs = {d: _domain_dir(base, info, d) for d in info.domains}
+    splits: dict[str, MultiInputDataset] = {}
+    sizes: dict[str, dict[str, int]] = {}
+    for split in SPLITS:
+        parts = {}
+        for domain in info.domains:
+            rels = [r for r in ids[split] if r.split("/", 1)[0] == domain]
+            if limit is not None:
+                rels = rels[:limit]
+            if not rels:
+                raise DatasetCorrupt(name, f"{name}/{domain}", f"no images in the {split} split")
+            ddir = real_dirs[domain]
+            assert ddir is not None
+            paths = [str(ddir / r.split("/", 1)[1]) for r in rels]
+            labels = torch.tensor([class_index[r.split("/")[-2]] for r in rels], dtype=torch.long)
+            parts[domain] = ImagePart(paths, labels, image_size, name)
+        splits[split] = MultiInputDataset(parts)
+        sizes[split] = splits[split].task_sizes()
+    return Splits(
+        splits["train"],
+        splits["val"],
+        splits["test"],
+        manifest=manifest,
+        info={"classes": classes, "split_sizes": sizes, "rule": RULE if split_lists is None else "lists"},
+    )
+
+
+def _capped(problems: list[str], limit: int = 20) -> list[str]:
+    if len(problems) <= limit:
+        return problems
+    return [*problems[:limit], f"... and {len(problems) - limit} more"]
+
+
+def verify(root: Path, *, name: str | None = None, decode_images: bool = False) -> list[str]:
+    """Layout, official counts and split rule; ``decode_images`` also decodes every image."""
+    root = Path(root)
+    names = [name] if name else [n for n in DATASETS if (root / n).exists()] or list(DATASETS)
+    problems: list[str] = []
+    for n in names:
+        try:
+            splits = load(root, name=n)
+        except (DatasetNotFound, DatasetCorrupt) as err:
+            problems.append(str(err))
+            continue
+        for split in SPLITS if decode_images else ():
+            ds = splits[split]
+            assert isinstance(ds, MultiInputDataset)
+            for part in ds.parts.values():
+                assert isinstance(part, ImagePart)
+                for path in part.paths:
+                    try:
+                        read_image(path, 8, n)
+                    except DatasetCorrupt as err:
+                        problems.append(str(err))
+    return _capped(problems)
+
+
+def _find_dir(source: Path, marker: str, depth: int = 4) -> Path | None:
+    """The first folder at most ``depth`` levels under ``source`` that contains ``marker``."""
+    frontier = [source]
+    for _ in range(depth + 1):
+        nxt = []
+        for d in frontier:
+            if (d / marker).exists():
+                return d
+            nxt += [p for p in sorted(d.iterdir()) if p.is_dir()] if d.is_dir() else []
+        frontier = nxt
+    return None
+
+
+def safe_extractall(tf: tarfile.TarFile, into: Path | str) -> None:
+    """``extractall`` refusing absolute paths, ``..`` and links out of ``into`` (PEP 706)."""
+    try:
+        tf.extractall(into, filter="data")
+    except TypeError:  # pragma: no cover - Python without PEP 706 (< 3.10.12 / 3.11.4)
+        base = Path(into).resolve()
+        for member in tf.getmembers():
+            if not (base / member.name).resolve().is_relative_to(base) or member.issym() or member.islnk():
+                raise DatasetCorrupt(NAME, tf.name or "archive", f"unsafe member {member.name!r}") from None
+        tf.extractall(into)
+
+
+def _extract(archive: Path, into: Path) -> None:
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(into)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            safe_extractall(tf, into)
+    else:
+        raise DatasetCorrupt(NAME, archive, "not a zip or tar archive")
+
+
+def prepare(root: Path, source: Path | None = None, *, name: str | None = None) -> None:
+    """Install a downloaded Office-31 / Office-Home release under ``<root>/<name>/``.
+
+    Both datasets are distributed through links on their project pages (Google Drive), not
+    a stable URL, so mtlbench does not download them: get
+    ``domain_adaptation_images.tar.gz`` (Office-31, https://faculty.cc.gatech.edu/~judy/domainadapt/)
+    or ``OfficeHomeDataset_10072016.zip`` (Office-Home, https://www.hemanthdv.org/officeHomeDataset.html)
+    and pass the archive, or the folder it was extracted to, as ``source``. ``name`` is
+    inferred from the content when omitted. The copy is made in a temporary folder and
+    moved into place only when complete; ``verify`` runs at the end.
+    """
+    if source is None:
+        raise ValueError(
+            "Office-31 and Office-Home cannot be downloaded automatically: download "
+            "domain_adaptation_images.tar.gz (Office-31) or OfficeHomeDataset_10072016.zip "
+            "(Office-Home) from the dataset's page and run `mtlbench data prepare office31|officehome "
+            "--source <archive or folder>`"
+        )
+    root, source = Path(root), Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"source {source} does not exist")
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".office-") as tmp:
+        src = source
+        if source.is_file():
+            src = Path(tmp) / "extracted"
+            _extract(source, src)
+        names = [name] if name else [n for n in DATASETS if _find_release(src, n) is not None]
+        if not names:
+            raise DatasetCorrupt(
+                NAME, source, "found neither Office-31 (amazon/images) nor Office-Home (Art/)"
+            )
+        for n in names:
+            found = _find_release(src, n)
+            if found is None:
+                raise DatasetCorrupt(n, source, "the release's domain folders were not found")
+            info = _info(n)
+            staging = Path(tmp) / n
+            for domain in info.domains:
+                ddir = _domain_dir(found, info, domain)
+                if ddir is None:
+                    raise DatasetCorrupt(n, found, f"domain folder {domain!r} is missing")
+                shutil.copytree(ddir, staging / domain)
+            target = root / n
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+            log.info("installed %s at %s", n, target)
+            problems = verify(root, name=n, decode_images=True)
+            if problems:
+                raise DatasetCorrupt(n, target, "; ".join(problems[:5]))
+
+
+def _find_release(src: Path, name: str) -> Path | None:
+    marker = "amazon/images" if name == "office31" else "Clipart"
+    return _find_dir(src, marker)
+
+
+if __name__ == "__main__":  # print the split hashes of a prepared copy (to pin SPLIT_SHA256)
+    import json
+    import sys
+
+    from mtlbench.data.base import data_root
+
+    r = data_root(sys.argv[1] if len(sys.argv) > 1 else None)
+    for n in DATASETS:
+        if (r / n).exists():
+            s = load(r, name=n)
+            print(json.dumps({n: {"manifest": s.manifest, "sizes": s.info["split_sizes"]}}, indent=2))
