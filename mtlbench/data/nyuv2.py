@@ -74,6 +74,7 @@ __all__ = [
     "NpyLayout",
     "load",
     "load_layout",
+    "parse_ids",
     "prepare",
     "prepare_layout",
     "split_ids",
@@ -87,7 +88,7 @@ log = logging.getLogger(__name__)
 UPSTREAM_TRAIN, UPSTREAM_TEST = "train", "val"
 
 
-def _parse_ids(text: str) -> tuple[int, ...]:
+def parse_ids(text: str) -> tuple[int, ...]:
     return tuple(int(token) for token in text.split())
 
 
@@ -127,7 +128,7 @@ IMAGE_SIZE = (288, 384)
 SOURCE_URL = "https://www.dropbox.com/sh/86nssgwm6hm3vkb/AACrnUQ4GxpdrBbLjb6n-mWNa?dl=0"
 
 #: the 95 upstream training ids that form the validation split (published, frozen)
-VAL_IDS: tuple[int, ...] = _parse_ids(
+VAL_IDS: tuple[int, ...] = parse_ids(
     """
     0 5 10 15 20 22 43 55 56 72 78 84 91 98 109 129 131 135 136 138 147 156 157 173 175
     179 185 204 216 226 251 255 270 282 287 315 324 326 336 338 340 359 364 366 374 382
@@ -182,9 +183,7 @@ def split_ids(
         raise ValueError(f"{layout.name}: val_ids has duplicates")
     bad = [i for i in chosen if not 0 <= i < n_train]
     if bad:
-        raise ValueError(
-            f"{layout.name}: val_ids {bad[:5]} are outside the {n_train} upstream training ids"
-        )
+        raise ValueError(f"{layout.name}: val_ids {bad[:5]} are outside the {n_train} upstream training ids")
     held_out = set(chosen)
     return {
         "train": [f"{UPSTREAM_TRAIN}/{i}" for i in range(n_train) if i not in held_out],
@@ -274,9 +273,7 @@ def _check_headers(
                 size = (shape[0], shape[1])
             assert size is not None
             if shape != _expected_shape(f, size):
-                raise DatasetCorrupt(
-                    layout.name, path, f"shape {shape}, expected {_expected_shape(f, size)}"
-                )
+                raise DatasetCorrupt(layout.name, path, f"shape {shape}, expected {_expected_shape(f, size)}")
     return size
 
 
@@ -402,7 +399,9 @@ def load_layout(
             digest = ids_sha256(ids[split])
             if digest != expected:
                 raise DatasetCorrupt(
-                    layout.name, f"split {split!r}", f"id list hash {digest[:12]} != published {expected[:12]}"
+                    layout.name,
+                    f"split {split!r}",
+                    f"id list hash {digest[:12]} != published {expected[:12]}",
                 )
     if limit is not None:
         ids = {split: lst[:limit] for split, lst in ids.items()}

@@ -21,10 +21,17 @@ BACKBONES: dict[str, str] = {
     "mpnn": "mtlbench.models.mpnn:mpnn",
     "resnet18": "mtlbench.models.resnet:resnet18",
     "mbert": "mtlbench.models.bert:mbert",
+    "resnet50_dilated_aspp": "mtlbench.models.resnet_dilated:resnet50_dilated_aspp",
+    "resnet18_dilated_aspp": "mtlbench.models.resnet_dilated:resnet18_dilated_aspp",
+    "tiny_resnet_dilated_aspp": "mtlbench.models.resnet_dilated:tiny_resnet_dilated_aspp",
 }
 
 ARCHITECTURES: dict[str, str] = {
     "hps": "mtlbench.models.architectures:hps",
+    "cross_stitch": "mtlbench.models.cross_stitch:cross_stitch",
+    "mtan": "mtlbench.models.mtan:mtan",
+    "nddr": "mtlbench.models.nddr:nddr",
+    "mmoe": "mtlbench.models.mmoe:mmoe",
 }
 
 
