@@ -41,7 +41,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mtlbench.data.base import Batch, DatasetCorrupt, DatasetNotFound, MTLDataset, Splits, ids_sha256, move_to
-from mtlbench.data.office import read_image
+from mtlbench.data.multi_input import read_image
 
 __all__ = [
     "ATTRIBUTES",

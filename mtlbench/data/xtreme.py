@@ -3,7 +3,7 @@
 Lin et al. (TMLR 2022, Section 5.2 and Appendix C) take two XTREME tasks (Hu et al., ICML
 2020) and build a multilingual multi-task problem from each with the four languages that
 have the most data. Every language has its own inputs, so a batch is
-``({lang: encoded}, {lang: labels})`` (:class:`mtlbench.data.office.MultiInputDataset`),
+``({lang: encoded}, {lang: labels})`` (:class:`mtlbench.data.multi_input.MultiInputDataset`),
 where ``encoded`` is ``{"input_ids", "attention_mask", "token_type_ids"}``, ``(B, L)``.
 
 * ``pawsx`` (Yang et al., EMNLP 2019; paraphrase identification): en, zh, de, es. The
@@ -63,7 +63,7 @@ from typing import Any
 import torch
 
 from mtlbench.data.base import DatasetCorrupt, DatasetNotFound, Splits, ids_sha256
-from mtlbench.data.office import MultiInputDataset, TensorPart, safe_extractall
+from mtlbench.data.multi_input import MultiInputDataset, TensorPart, safe_extractall
 
 __all__ = [
     "DESCRIPTION",
@@ -504,7 +504,7 @@ def _install_pawsx(root: Path, archive: Path, languages: Sequence[str]) -> None:
             src = archive
         else:
             with tarfile.open(archive) as tf:
-                safe_extractall(tf, tmp)
+                safe_extractall(tf, tmp, "xtreme")
             src = Path(tmp)
         base = next((p.parent.parent for p in sorted(src.rglob("en/train.tsv"))), None)
         if base is None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mtlbench.data import DatasetCorrupt, DatasetNotFound, load_dataset, office
-from mtlbench.data.office import MultiInputDataset, TensorPart
+from mtlbench.data.multi_input import MultiInputDataset, TensorPart
 from tests.data.vision_fixtures import truncate, write_office
 
 CPU = torch.device("cpu")
