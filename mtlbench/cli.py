@@ -39,6 +39,26 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=None, help="time limit per run in seconds (child processes)"
     )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change a protocol field, e.g. budget.epochs=1 (the runs are marked unofficial and "
+        "the leaderboard leaves them out; for smoke tests)",
+    )
+
+
+def _overrides(items: Sequence[str]) -> dict[str, object]:
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--override expects FIELD=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,12 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["local", "inline", "ray"], default="local")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--address", default=None)
-    p.add_argument("--seeds", type=_seeds, default=None, help="override the submission's seeds")
-    p.add_argument("--results-dir", default=DEFAULT_RESULTS)
-    p.add_argument("--device", default=None)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--timeout", type=float, default=None)
-    p.add_argument("--no-progress", action="store_true")
+    _add_runtime(p)
+    p.set_defaults(seeds=None)
 
     p = sub.add_parser("leaderboard", help="leaderboard commands")
     lsub = p.add_subparsers(dest="action", required=True)
@@ -114,6 +130,7 @@ def _requests(args: argparse.Namespace, methods: Sequence[object], envs: Sequenc
             timeout_s=args.timeout,
             threads=getattr(args, "threads", None),
             checkpoint_dir=getattr(args, "checkpoint_dir", None),
+            overrides=_overrides(args.override),
         )
         for env in envs
         for method in methods

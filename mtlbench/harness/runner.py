@@ -256,6 +256,8 @@ def run_grid(
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     for directory in sorted({r.results_dir for r in requests}):
         check_writable(directory)
+    if backend != "ray":  # Ray workers may see data the driver does not
+        _check_datasets_present(requests)
     report = GridReport()
     todo = []
     for request in requests:
@@ -305,6 +307,26 @@ def run_grid(
         if bar is not None:
             bar.close()
     return report
+
+
+def _check_datasets_present(requests: Sequence[RunRequest]) -> None:
+    """Fail before any run starts when a dataset is missing (one error, no failed result files)."""
+    from mtlbench.data import DatasetNotFound, load_dataset
+    from mtlbench.registration import spec
+
+    seen = set()
+    for request in requests:
+        dataset = spec(request.env_id).dataset
+        key = (dataset.name, request.data_root)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            load_dataset(dataset.name, request.data_root, **dict(dataset.kwargs))
+        except DatasetNotFound:
+            raise
+        except Exception:  # anything else is the run's business: it is recorded with its status
+            pass
 
 
 def default_workers() -> int:

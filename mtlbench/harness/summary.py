@@ -39,5 +39,8 @@ def summary_table(results_dir: str | os.PathLike[str], env_id: str, *, n_boot: i
             rows.append([row.key, row.level, f"{row.n_ok}/{row.n_runs}", _pm(row.delta_p), verdict, *metrics])
         blocks.append(f"{group.key.label}\n" + tabulate(rows, headers=headers, tablefmt="github"))
     if not blocks:
-        return f"no stored results for {env_id} under {results_dir}"
+        return (
+            f"no official results for {env_id} under {results_dir} (runs made with --override are "
+            "unofficial: their files are stored, but tables leave them out)"
+        )
     return "\n\n".join(blocks)
