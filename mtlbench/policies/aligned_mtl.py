@@ -30,24 +30,19 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from mtlbench.policies.base import GradientWeights, Observation, Policy, PolicyError, Wrt
+from mtlbench.policies.base import (
+    GradientWeights,
+    Observation,
+    Policy,
+    Wrt,
+    as_gramian,
+    raise_unless,
+)
 
 __all__ = ["SCALE_MODES", "AlignedMTL", "AlignedMTLUB", "aligned_mtl_weights"]
 
 #: The official code's ``scale_mode`` options.
 SCALE_MODES: tuple[str, ...] = ("min", "median", "rmse")
-
-
-def _as_gramian(gramian: Tensor, method: str) -> Tensor:
-    if gramian.dim() != 2 or gramian.shape[0] != gramian.shape[1] or gramian.shape[0] < 1:
-        raise ValueError(f"{method}: the Gramian must have shape (T, T), got {tuple(gramian.shape)}")
-    return gramian.detach().to(torch.float64)
-
-
-def _raise_unless(ok: Tensor, method: str, what: str) -> None:
-    # The one host synchronisation per call: a failed solve must never pass silently.
-    if not bool(ok):
-        raise PolicyError(f"{method}: {what}")
 
 
 def aligned_mtl_weights(gramian: Tensor, *, scale_mode: str = "min") -> Tensor:
@@ -61,7 +56,7 @@ def aligned_mtl_weights(gramian: Tensor, *, scale_mode: str = "min") -> Tensor:
     method = "Aligned-MTL"
     if scale_mode not in SCALE_MODES:
         raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {scale_mode!r}")
-    G = _as_gramian(gramian, method)
+    G = as_gramian(gramian, method)
     num_tasks = G.shape[0]
     finite = torch.isfinite(G).all()
     # eigh on a non-finite matrix may raise or hang in LAPACK: solve a harmless stand-in
@@ -82,7 +77,7 @@ def aligned_mtl_weights(gramian: Tensor, *, scale_mode: str = "min") -> Tensor:
     ones = torch.ones(num_tasks, dtype=G.dtype, device=G.device)
     weights = torch.where(kept.any(), balance @ ones, ones)
     ok = finite & torch.isfinite(weights).all()
-    _raise_unless(ok, method, "the Gramian is not finite")
+    raise_unless(ok, method, "the Gramian is not finite")
     return weights.to(gramian.dtype)
 
 

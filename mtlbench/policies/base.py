@@ -181,3 +181,20 @@ def check_in_range(name: str, value: float, low: float, high: float) -> float:
     if not (low <= value <= high):
         raise ValueError(f"hyperparameter {name!r} must be in [{low}, {high}], got {value!r}")
     return value
+
+
+# ----------------------------------------------------------------- Gramian solver helpers
+def as_gramian(gramian: torch.Tensor, method: str) -> torch.Tensor:
+    """Validate a ``(T, T)`` Gramian and return it detached in float64 for a small solve."""
+    if gramian.dim() != 2 or gramian.shape[0] != gramian.shape[1] or gramian.shape[0] < 1:
+        raise ValueError(f"{method}: the Gramian must have shape (T, T), got {tuple(gramian.shape)}")
+    return gramian.detach().to(torch.float64)
+
+
+def raise_unless(ok: torch.Tensor, method: str, what: str) -> None:
+    """Raise :class:`PolicyError` naming ``method`` unless ``ok``; never a silent fallback.
+
+    The one host synchronisation of a solver call: a failed solve must never pass silently.
+    """
+    if not bool(ok):
+        raise PolicyError(f"{method}: {what}")

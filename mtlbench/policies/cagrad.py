@@ -32,8 +32,9 @@ from mtlbench.policies.base import (
     GradientWeights,
     Observation,
     Policy,
-    PolicyError,
+    as_gramian,
     check_positive,
+    raise_unless,
 )
 
 __all__ = ["RESCALES", "CAGrad", "cagrad_weights"]
@@ -44,18 +45,6 @@ RESCALES: tuple[int, ...] = (0, 1, 2)
 _IPM_ITERATIONS = 30
 _SIGMA = 0.1  # centring parameter of the interior-point iterations
 _TOL = 1e-7  # accepted duality measure, relative to the normalised objective (O(1))
-
-
-def _as_gramian(gramian: Tensor, method: str) -> Tensor:
-    if gramian.dim() != 2 or gramian.shape[0] != gramian.shape[1] or gramian.shape[0] < 1:
-        raise ValueError(f"{method}: the Gramian must have shape (T, T), got {tuple(gramian.shape)}")
-    return gramian.detach().to(torch.float64)
-
-
-def _raise_unless(ok: Tensor, method: str, what: str) -> None:
-    # The one host synchronisation per call: a failed solve must never pass silently.
-    if not bool(ok):
-        raise PolicyError(f"{method}: {what}")
 
 
 def _step_to_boundary(x: Tensor, dx: Tensor) -> Tensor:
@@ -132,14 +121,14 @@ def cagrad_weights(gramian: Tensor, *, c: float = 0.4, rescale: int = 1) -> Tens
     ``||g_w||`` vanishes and the dual objective is not differentiable).
     """
     method = "CAGrad"
-    G = _as_gramian(gramian, method)
+    G = as_gramian(gramian, method)
     c = check_positive("c", c, allow_zero=True)
     if rescale not in RESCALES:
         raise ValueError(f"rescale must be one of {RESCALES}, got {rescale!r}")
     num_tasks = G.shape[0]
     mean = torch.full((num_tasks,), 1.0 / num_tasks, dtype=G.dtype, device=G.device)
     if c == 0.0:
-        _raise_unless(torch.isfinite(G).all(), method, "the Gramian is not finite")
+        raise_unless(torch.isfinite(G).all(), method, "the Gramian is not finite")
         return mean.to(gramian.dtype)
     scale = G.diagonal().mean()
     G_n = G / torch.where(scale > 0, scale, 1.0)
@@ -154,7 +143,7 @@ def cagrad_weights(gramian: Tensor, *, c: float = 0.4, rescale: int = 1) -> Tens
     divisor = {0: 1.0, 1: 1.0 + c**2, 2: 1.0 + c}[rescale]
     weights = weights / divisor
     ok = torch.isfinite(G).all() & torch.isfinite(weights).all() & (residual <= _TOL)
-    _raise_unless(
+    raise_unless(
         ok,
         method,
         "the dual problem was not solved to tolerance (non-finite Gramian, or 0 in the "

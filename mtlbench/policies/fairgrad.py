@@ -34,26 +34,15 @@ from mtlbench.policies.base import (
     GradientWeights,
     Observation,
     Policy,
-    PolicyError,
+    as_gramian,
     check_positive,
+    raise_unless,
 )
 
 __all__ = ["FairGrad", "fairgrad_weights"]
 
 _ARMIJO = 1e-4
 _BACKTRACK = 30  # candidate steps t_max * 2^-k, k < 30
-
-
-def _as_gramian(gramian: Tensor, method: str) -> Tensor:
-    if gramian.dim() != 2 or gramian.shape[0] != gramian.shape[1] or gramian.shape[0] < 1:
-        raise ValueError(f"{method}: the Gramian must have shape (T, T), got {tuple(gramian.shape)}")
-    return gramian.detach().to(torch.float64)
-
-
-def _raise_unless(ok: Tensor, method: str, what: str) -> None:
-    # The one host synchronisation per call: a failed solve must never pass silently.
-    if not bool(ok):
-        raise PolicyError(f"{method}: {what}")
 
 
 def _utility(w: Tensor, alpha: float) -> Tensor:
@@ -79,7 +68,7 @@ def fairgrad_weights(gramian: Tensor, *, alpha: float = 1.0, max_iter: int = 50,
     """
     method = "FairGrad"
     alpha = check_positive("alpha", alpha)
-    G = _as_gramian(gramian, method)
+    G = as_gramian(gramian, method)
     dtype, device = G.dtype, G.device
     scale = G.diagonal().mean()
     safe_scale = torch.where(scale > 0, scale, 1.0)
@@ -124,7 +113,7 @@ def fairgrad_weights(gramian: Tensor, *, alpha: float = 1.0, max_iter: int = 50,
         & torch.isfinite(weights).all()
         & (residual <= tol)
     )
-    _raise_unless(
+    raise_unless(
         ok,
         method,
         f"no solution of G w = w^(-1/alpha) (alpha={alpha:g}) to relative residual {tol:g} "

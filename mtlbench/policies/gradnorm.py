@@ -43,7 +43,7 @@ from mtlbench.policies.base import (
     PolicyError,
     check_positive,
 )
-from mtlbench.policies.uw import DEFAULT_LR
+from mtlbench.policies.learned_scales import resolve_lr
 
 __all__ = ["GradNorm", "gradnorm_weight_grad"]
 
@@ -105,7 +105,7 @@ class GradNorm(Policy):
         **context: Any,
     ) -> None:
         super().reset(task_names, seed, device=device, **context)
-        lr = self.lr if self.lr is not None else float(context.get("lr", DEFAULT_LR))
+        lr = resolve_lr(self.lr, context)
         self.weights = torch.nn.Parameter(torch.ones(self.num_tasks, device=self.device))
         self.optimizer = torch.optim.Adam([self.weights], lr=lr)
         self.initial_losses = None

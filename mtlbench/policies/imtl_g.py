@@ -26,21 +26,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mtlbench.policies.base import GradientWeights, Observation, Policy, PolicyError
+from mtlbench.policies.base import GradientWeights, Observation, Policy, as_gramian, raise_unless
 
 __all__ = ["IMTLG", "imtl_g_weights"]
-
-
-def _as_gramian(gramian: Tensor, method: str) -> Tensor:
-    if gramian.dim() != 2 or gramian.shape[0] != gramian.shape[1] or gramian.shape[0] < 1:
-        raise ValueError(f"{method}: the Gramian must have shape (T, T), got {tuple(gramian.shape)}")
-    return gramian.detach().to(torch.float64)
-
-
-def _raise_unless(ok: Tensor, method: str, what: str) -> None:
-    # The one host synchronisation per call: a failed solve must never pass silently.
-    if not bool(ok):
-        raise PolicyError(f"{method}: {what}")
 
 
 def imtl_g_weights(gramian: Tensor) -> Tensor:
@@ -52,12 +40,12 @@ def imtl_g_weights(gramian: Tensor) -> Tensor:
     Gramian is not finite, or ``D U^T`` is singular (e.g. two task gradients collinear).
     """
     method = "IMTL-G"
-    G = _as_gramian(gramian, method)
+    G = as_gramian(gramian, method)
     num_tasks = G.shape[0]
     norms = G.diagonal().clamp(min=0).sqrt()
     if num_tasks == 1:
         ok = torch.isfinite(G).all() & (norms > 0).all()
-        _raise_unless(ok, method, "the task gradient is zero or not finite")
+        raise_unless(ok, method, "the task gradient is zero or not finite")
         return torch.ones(1, dtype=gramian.dtype, device=gramian.device)
     # g_dot_u[i, j] = g_i . u_j
     g_dot_u = G / torch.where(norms > 0, norms, 1.0)[None, :]
@@ -69,7 +57,7 @@ def imtl_g_weights(gramian: Tensor) -> Tensor:
     tail, info = torch.linalg.solve_ex(d_u.mT, g1_u)
     weights = torch.cat([(1.0 - tail.sum()).reshape(1), tail])
     ok = torch.isfinite(G).all() & (norms > 0).all() & (info == 0) & torch.isfinite(weights).all()
-    _raise_unless(
+    raise_unless(
         ok,
         method,
         "the closed form failed: a task gradient is zero, the Gramian is not finite, "

@@ -17,14 +17,9 @@ applies weight decay 1e-5 to it; we do not). The weights returned are those befo
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 import torch
 
-from mtlbench.policies.base import Observation, Policy, PolicyError, check_positive
-from mtlbench.policies.uw import DEFAULT_LR
+from mtlbench.policies.learned_scales import LearnedLossScales
 
 __all__ = ["IMTLL", "imtl_l_scale_grad", "imtl_l_weights"]
 
@@ -39,66 +34,10 @@ def imtl_l_scale_grad(scales: torch.Tensor, losses: torch.Tensor) -> torch.Tenso
     return torch.exp(scales) * losses - 1.0
 
 
-class IMTLL(Policy):
-    """IMTL-L: learnable loss scales ``exp(s_t)`` trained on ``exp(s_t) L_t - s_t``.
-
-    Parameters
-    ----------
-    lr
-        Learning rate of the Adam optimiser of ``s``; ``None`` (default) uses the env's
-        learning rate from the reset context (``lr``), or ``1e-4`` when it has none.
-    """
+class IMTLL(LearnedLossScales):
+    """IMTL-L: learnable loss scales ``exp(s_t)`` trained on ``exp(s_t) L_t - s_t``."""
 
     name = "imtl-l"
-    level = "loss"
-    needs = frozenset({"losses"})
 
-    def __init__(self, lr: float | None = None) -> None:
-        super().__init__()
-        self.lr = None if lr is None else check_positive("lr", lr)
-        self.scales: torch.nn.Parameter | None = None
-        self.optimizer: torch.optim.Optimizer | None = None
-
-    def hparams(self) -> dict[str, Any]:
-        return {"lr": self.lr}
-
-    def reset(
-        self,
-        task_names: Sequence[str],
-        seed: int,
-        *,
-        device: torch.device | str = "cpu",
-        **context: Any,
-    ) -> None:
-        super().reset(task_names, seed, device=device, **context)
-        lr = self.lr if self.lr is not None else float(context.get("lr", DEFAULT_LR))
-        self.scales = torch.nn.Parameter(torch.zeros(self.num_tasks, device=self.device))
-        self.optimizer = torch.optim.Adam([self.scales], lr=lr)
-
-    def parameters(self) -> list[torch.nn.Parameter]:
-        return [] if self.scales is None else [self.scales]
-
-    def act(self, observation: Observation) -> torch.Tensor:
-        if self.scales is None or self.optimizer is None:
-            raise PolicyError("imtl-l: call reset() before act()")
-        losses = observation["losses"].detach().to(self.scales.device)
-        with torch.no_grad():
-            weights = imtl_l_weights(self.scales).clone()
-            self.scales.grad = imtl_l_scale_grad(self.scales, losses)
-        self.optimizer.step()
-        return weights.to(observation["losses"].device)
-
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        if self.scales is not None and self.optimizer is not None:
-            state["scales"] = self.scales.detach().clone()
-            state["optimizer"] = copy.deepcopy(self.optimizer.state_dict())
-        return state
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
-        if self.scales is None or self.optimizer is None:
-            raise PolicyError("imtl-l: call reset() before load_state_dict()")
-        with torch.no_grad():
-            self.scales.copy_(state["scales"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    weights_of = staticmethod(imtl_l_weights)
+    scale_grad = staticmethod(imtl_l_scale_grad)

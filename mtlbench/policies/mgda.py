@@ -34,27 +34,16 @@ from mtlbench.policies.base import (
     GradientWeights,
     Observation,
     Policy,
-    PolicyError,
     Wrt,
+    as_gramian,
     check_positive,
+    raise_unless,
 )
 
 __all__ = ["MGDA", "MGDAUB", "NORMALIZATIONS", "gradient_normalizers", "mgda_weights"]
 
 #: Gradient normalisations of the official code (``gradient_normalizers``).
 NORMALIZATIONS: tuple[str, ...] = ("none", "l2", "loss", "loss+")
-
-
-def _as_gramian(gramian: Tensor, method: str) -> Tensor:
-    if gramian.dim() != 2 or gramian.shape[0] != gramian.shape[1] or gramian.shape[0] < 1:
-        raise ValueError(f"{method}: the Gramian must have shape (T, T), got {tuple(gramian.shape)}")
-    return gramian.detach().to(torch.float64)
-
-
-def _raise_unless(ok: Tensor, method: str, what: str) -> None:
-    # The one host synchronisation per call: a failed solve must never pass silently.
-    if not bool(ok):
-        raise PolicyError(f"{method}: {what}")
 
 
 def gradient_normalizers(gramian: Tensor, losses: Tensor | None, normalization: str) -> Tensor:
@@ -133,14 +122,14 @@ def mgda_weights(
     not finite or a normaliser is not positive.
     """
     method = "MGDA"
-    G = _as_gramian(gramian, method)
+    G = as_gramian(gramian, method)
     scale = gradient_normalizers(G, losses, normalization)
     finite_scale = torch.isfinite(scale).all() & (scale > 0).all()
     safe_scale = torch.where(scale > 0, scale, 1.0)
     G_normalised = G / (safe_scale[:, None] * safe_scale[None, :])
     weights = _frank_wolfe(G_normalised, max_iter, tol)
     ok = torch.isfinite(G).all() & finite_scale & torch.isfinite(weights).all()
-    _raise_unless(
+    raise_unless(
         ok,
         method,
         f"the min-norm solve failed (non-finite Gramian, or a non-positive / non-finite "

@@ -44,7 +44,7 @@ from typing import Any
 import torch
 
 from mtlbench.policies.base import Observation, Policy, PolicyError, check_positive
-from mtlbench.policies.uw import DEFAULT_LR
+from mtlbench.policies.learned_scales import DEFAULT_LR, resolve_lr
 
 __all__ = ["MOML", "moml_hypergradient"]
 
@@ -93,7 +93,7 @@ class MOML(Policy):
         **context: Any,
     ) -> None:
         super().reset(task_names, seed, device=device, **context)
-        self._alpha = self.step_size if self.step_size is not None else float(context.get("lr", DEFAULT_LR))
+        self._alpha = resolve_lr(self.step_size, context)
         self.logits = torch.nn.Parameter(torch.zeros(self.num_tasks, device=self.device))
         self.optimizer = torch.optim.Adam([self.logits], lr=self.meta_lr)
 

@@ -42,26 +42,15 @@ from mtlbench.policies.base import (
     GradientWeights,
     Observation,
     Policy,
-    PolicyError,
+    as_gramian,
     check_positive,
+    raise_unless,
 )
 
 __all__ = ["NashMTL", "nash_mtl_weights"]
 
 _ARMIJO = 1e-4
 _BACKTRACK = 30  # candidate steps t_max * 2^-k, k < 30
-
-
-def _as_gramian(gramian: Tensor, method: str) -> Tensor:
-    if gramian.dim() != 2 or gramian.shape[0] != gramian.shape[1] or gramian.shape[0] < 1:
-        raise ValueError(f"{method}: the Gramian must have shape (T, T), got {tuple(gramian.shape)}")
-    return gramian.detach().to(torch.float64)
-
-
-def _raise_unless(ok: Tensor, method: str, what: str) -> None:
-    # The one host synchronisation per call: a failed solve must never pass silently.
-    if not bool(ok):
-        raise PolicyError(f"{method}: {what}")
 
 
 def nash_mtl_weights(gramian: Tensor, *, max_iter: int = 50, tol: float = 1e-6) -> Tensor:
@@ -78,7 +67,7 @@ def nash_mtl_weights(gramian: Tensor, *, max_iter: int = 50, tol: float = 1e-6) 
     or no solution is reached (e.g. some convex combination of the gradients is zero).
     """
     method = "Nash-MTL"
-    G = _as_gramian(gramian, method)
+    G = as_gramian(gramian, method)
     dtype, device = G.dtype, G.device
     scale = G.diagonal().mean()
     G_n = G / torch.where(scale > 0, scale, 1.0)
@@ -120,7 +109,7 @@ def nash_mtl_weights(gramian: Tensor, *, max_iter: int = 50, tol: float = 1e-6) 
         & (b > 0).all()
         & (residual <= tol)
     )
-    _raise_unless(
+    raise_unless(
         ok,
         method,
         f"no solution of G a = 1/a to relative residual {tol:g} after {max_iter} Newton "

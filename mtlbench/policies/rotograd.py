@@ -57,7 +57,7 @@ from mtlbench.policies.base import (
     PolicyError,
     check_positive,
 )
-from mtlbench.policies.uw import DEFAULT_LR
+from mtlbench.policies.learned_scales import resolve_lr
 
 __all__ = ["Rotation", "RotoGrad", "rotation_loss", "rotograd_reference", "rotograd_weights"]
 
@@ -186,7 +186,7 @@ class RotoGrad(Policy):
         dim = int(context["representation_dim"])
         if dim <= 0:
             raise PolicyError(f"rotograd: representation_dim must be > 0, got {dim}")
-        lr = self.lr if self.lr is not None else float(context.get("lr", DEFAULT_LR))
+        lr = resolve_lr(self.lr, context)
         self.dim = dim
         self._rotations = [Rotation(dim).to(self.device) for _ in task_names]
         self.adapters = nn.ModuleList(self._rotations)

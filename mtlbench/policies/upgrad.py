@@ -36,26 +36,15 @@ from mtlbench.policies.base import (
     GradientWeights,
     Observation,
     Policy,
-    PolicyError,
+    as_gramian,
     check_positive,
+    raise_unless,
 )
 
 __all__ = ["UPGrad", "upgrad_weights"]
 
 _IPM_ITERATIONS = 40
 _TOL = 1e-8  # accepted KKT residual, relative to the trace-normalised Gramian
-
-
-def _as_gramian(gramian: Tensor, method: str) -> Tensor:
-    if gramian.dim() != 2 or gramian.shape[0] != gramian.shape[1] or gramian.shape[0] < 1:
-        raise ValueError(f"{method}: the Gramian must have shape (T, T), got {tuple(gramian.shape)}")
-    return gramian.detach().to(torch.float64)
-
-
-def _raise_unless(ok: Tensor, method: str, what: str) -> None:
-    # The one host synchronisation per call: a failed solve must never pass silently.
-    if not bool(ok):
-        raise PolicyError(f"{method}: {what}")
 
 
 @contextmanager
@@ -146,7 +135,7 @@ def upgrad_weights(gramian: Tensor, *, reg_eps: float = 1e-4) -> Tensor:
     """
     method = "UPGrad"
     reg_eps = check_positive("reg_eps", reg_eps, allow_zero=True)
-    G = _as_gramian(gramian, method)
+    G = as_gramian(gramian, method)
     num_tasks = G.shape[0]
     trace = G.diagonal().sum()
     eye = torch.eye(num_tasks, dtype=G.dtype, device=G.device)
@@ -158,7 +147,7 @@ def upgrad_weights(gramian: Tensor, *, reg_eps: float = 1e-4) -> Tensor:
     weights = torch.where(trace > 0, weights, mean)
     residual = torch.where(trace > 0, residual, 0.0)
     ok = torch.isfinite(G).all() & torch.isfinite(weights).all() & (residual <= _TOL)
-    _raise_unless(
+    raise_unless(
         ok,
         method,
         "the projections onto the dual cone were not solved to tolerance (non-finite or "

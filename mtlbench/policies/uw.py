@@ -28,18 +28,11 @@ Conventions and deviations (documented, deliberate):
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 import torch
 
-from mtlbench.policies.base import Observation, Policy, PolicyError, check_positive
+from mtlbench.policies.learned_scales import DEFAULT_LR, LearnedLossScales
 
 __all__ = ["DEFAULT_LR", "UW", "uw_log_variance_grad", "uw_weights"]
-
-#: Learning rate of the policy's own optimiser when neither ``lr`` nor the env gives one.
-DEFAULT_LR = 1e-4
 
 
 def uw_weights(log_vars: torch.Tensor) -> torch.Tensor:
@@ -52,66 +45,15 @@ def uw_log_variance_grad(log_vars: torch.Tensor, losses: torch.Tensor) -> torch.
     return 1.0 - torch.exp(-log_vars) * losses
 
 
-class UW(Policy):
-    """Uncertainty weighting with learnable log-variances ``s`` (weights ``exp(-s)``).
-
-    Parameters
-    ----------
-    lr
-        Learning rate of the Adam optimiser of ``s``; ``None`` (default) uses the env's
-        learning rate from the reset context (``lr``), or ``1e-4`` when it has none.
-    """
+class UW(LearnedLossScales):
+    """Uncertainty weighting with learnable log-variances ``s`` (weights ``exp(-s)``)."""
 
     name = "uw"
-    level = "loss"
-    needs = frozenset({"losses"})
 
-    def __init__(self, lr: float | None = None) -> None:
-        super().__init__()
-        self.lr = None if lr is None else check_positive("lr", lr)
-        self.log_vars: torch.nn.Parameter | None = None
-        self.optimizer: torch.optim.Optimizer | None = None
+    weights_of = staticmethod(uw_weights)
+    scale_grad = staticmethod(uw_log_variance_grad)
 
-    def hparams(self) -> dict[str, Any]:
-        return {"lr": self.lr}
-
-    def reset(
-        self,
-        task_names: Sequence[str],
-        seed: int,
-        *,
-        device: torch.device | str = "cpu",
-        **context: Any,
-    ) -> None:
-        super().reset(task_names, seed, device=device, **context)
-        lr = self.lr if self.lr is not None else float(context.get("lr", DEFAULT_LR))
-        self.log_vars = torch.nn.Parameter(torch.zeros(self.num_tasks, device=self.device))
-        self.optimizer = torch.optim.Adam([self.log_vars], lr=lr)
-
-    def parameters(self) -> list[torch.nn.Parameter]:
-        return [] if self.log_vars is None else [self.log_vars]
-
-    def act(self, observation: Observation) -> torch.Tensor:
-        if self.log_vars is None or self.optimizer is None:
-            raise PolicyError("uw: call reset() before act()")
-        losses = observation["losses"].detach().to(self.log_vars.device)
-        with torch.no_grad():
-            weights = uw_weights(self.log_vars).clone()
-            self.log_vars.grad = uw_log_variance_grad(self.log_vars, losses)
-        self.optimizer.step()
-        return weights.to(observation["losses"].device)
-
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        if self.log_vars is not None and self.optimizer is not None:
-            state["log_vars"] = self.log_vars.detach().clone()
-            state["optimizer"] = copy.deepcopy(self.optimizer.state_dict())
-        return state
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
-        if self.log_vars is None or self.optimizer is None:
-            raise PolicyError("uw: call reset() before load_state_dict()")
-        with torch.no_grad():
-            self.log_vars.copy_(state["log_vars"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    @property
+    def log_vars(self) -> torch.nn.Parameter | None:
+        """The learnable log-variances ``s_t = log sigma_t^2`` (the base class's ``scales``)."""
+        return self.scales
