@@ -43,5 +43,6 @@ register(
         model=ModelSpec(architecture="hps", backbone="lenet"),
         optimizer=OptimizerSpec(name="adam", lr=1e-3, weight_decay=0.0, batch_size=256),
         budget=BudgetSpec(epochs=10, eval_every_epochs=1),
+        gpu_fraction=0.25,  # a LeNet run uses a sliver of a GPU: Ray packs four per device
     )
 )
