@@ -320,12 +320,26 @@ def _pick(methods: dict[str, dict[int, Run]], name: str, notes: list[str], role:
     return keys[0]
 
 
-def _curve(runs: list[Run]) -> list[tuple[int, float]]:
+def _curve(
+    runs: list[Run], baseline: Mapping[int, RunResult], delta_p: Any, hib: dict[str, dict[str, bool]]
+) -> list[tuple[int, float]]:
+    """Validation delta_p vs EW over training: per seed and epoch against EW's validation
+    metrics at the same seed and epoch (paired), then the mean over seeds at each epoch.
+
+    Each run's own ``val_score`` is relative to a run-local baseline (its first evaluation),
+    so it cannot be compared across methods; this can.
+    """
     by_epoch: dict[int, list[float]] = defaultdict(list)
     for run in runs:
+        base = baseline.get(run.result.seed)
+        if base is None:
+            continue
+        base_val = {ev.epoch: ev.val for ev in base.evaluations}
         for ev in run.result.evaluations:
-            if math.isfinite(ev.val_score):
-                by_epoch[ev.epoch].append(ev.val_score)
+            if ev.epoch in base_val:
+                value = delta_p(ev.val, base_val[ev.epoch], hib)
+                if math.isfinite(value):
+                    by_epoch[ev.epoch].append(value)
     return [(epoch, float(np.mean(v))) for epoch, v in sorted(by_epoch.items())]
 
 
@@ -455,7 +469,7 @@ def _group_board(
                 litmus_note=note,
                 time_per_step_s=_mean([r.result.cost.time_per_step_s for r in ok_runs]),
                 peak_memory_mb=_mean([r.result.cost.peak_memory_mb for r in ok_runs]),
-                curve=_curve(ok_runs),
+                curve=_curve(ok_runs, baseline, delta_p, hib),
                 scores=scored,
                 env_score=float(np.mean(scored)) if scored else math.nan,
             )

@@ -487,7 +487,7 @@ def plot_curves(group: GroupBoard) -> str:
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_ylabel("validation score (mean over seeds)")
+        ax.set_ylabel("validation Δp vs EW (%), mean over seeds")
         ax.set_title("Validation curves")
         if rows:
             ax.legend(

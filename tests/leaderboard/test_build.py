@@ -248,3 +248,13 @@ def test_empty_results_folder_builds(tmp_path: Path) -> None:
     report = build_leaderboard(tmp_path / "results", tmp_path / "out", registry=None, n_boot=10)
     assert report.groups == [] and "No usable results yet." in (tmp_path / "out" / "README.md").read_text()
     assert (tmp_path / "out" / "index.html").read_text().count("<section") == 2  # across + exclusions
+
+
+def test_validation_curves_are_paired_delta_p_vs_ew(results_dir: Path, tmp_path: Path) -> None:
+    """Epoch e of the fixture holds EW's metrics moved by x*e/2 percent: the curve is that, averaged."""
+    rows = _rows(_group(_build(results_dir, tmp_path)))
+    assert rows["ew"].curve == [(0, 0.0), (1, 0.0), (2, 0.0)]
+    good = dict(rows["good"].curve)  # x = 6.0, 6.4, 5.6 over seeds: mean 6.0
+    assert [good[e] for e in (0, 1, 2)] == pytest.approx([0.0, 3.0, 6.0], abs=1e-9)
+    flaky = dict(rows["flaky"].curve)  # its diverged seed has no evaluations
+    assert flaky[2] == pytest.approx((6.0 + 6.4) / 2, abs=1e-9)
