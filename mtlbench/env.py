@@ -208,6 +208,8 @@ class MTLEnv(gym.Env):
         self.epoch = 0
         self.step_in_epoch = 0
         self.global_step = 0
+        # the step counter mirrored on the device, so flagging a bad step never copies from the host
+        self._step_on_device = torch.zeros((), dtype=torch.long, device=self.device)
         self._bad_action = torch.full((), -1, dtype=torch.long, device=self.device)
         self._bad_loss = torch.full((), -1, dtype=torch.long, device=self.device)
         self._last_score = 0.0
@@ -327,7 +329,7 @@ class MTLEnv(gym.Env):
         # Divergence is flagged on the device and read at sync points only (every step on CPU).
         self._bad_loss = torch.where(
             (self._bad_loss < 0) & ~torch.isfinite(self._train_losses.detach()).all(),
-            torch.tensor(self.global_step, device=self.device),
+            self._step_on_device,
             self._bad_loss,
         )
         sync = self.global_step % self.check_every == 0 or self.step_in_epoch + 1 >= self.steps_per_epoch
@@ -344,6 +346,7 @@ class MTLEnv(gym.Env):
                 info["next_losses"] = self._losses(self._batch, keep=False)
         self._release_graph()
         self.global_step += 1
+        self._step_on_device += 1
         self.step_in_epoch += 1
         if sync:
             self._raise_if_bad()
@@ -413,9 +416,7 @@ class MTLEnv(gym.Env):
                 raise InvalidAction(message, self.global_step)
             return
         newly = (self._bad_action < 0) & bad
-        self._bad_action = torch.where(
-            newly, torch.tensor(self.global_step, device=self.device), self._bad_action
-        )
+        self._bad_action = torch.where(newly, self._step_on_device, self._bad_action)
 
     def _raise_if_bad(self) -> None:
         step = int(self._bad_action)
@@ -562,6 +563,7 @@ class MTLEnv(gym.Env):
             state["global_step"],
             0,
         )
+        self._step_on_device.fill_(self.global_step)
         self._data_gen.set_state(state["data_gen"])
         self._val_gen.set_state(state["val_gen"])
         self._val_iter = None
