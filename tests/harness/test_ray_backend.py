@@ -125,7 +125,11 @@ def test_task_options_cpu_only_cluster() -> None:
 
 
 def test_task_options_gpu_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mtlbench.registration
+
     request = replace(_grid(Path("unused"))[0], device=None, threads=None)
+    # an env that declares no GPU share takes a whole GPU
+    monkeypatch.setattr(mtlbench.registration, "spec", lambda env_id: SimpleNamespace(gpu_fraction=None))
     to_run, options = ray_backend.task_options(request, cpus_per_gpu=8)
     assert options["num_gpus"] == 1 and options["num_cpus"] == 8 and to_run.threads == 8
     _, options = ray_backend.task_options(replace(request, threads=2), cpus_per_gpu=8)
@@ -136,11 +140,13 @@ def test_task_options_gpu_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     _, options = ray_backend.task_options(replace(request, device="cpu"), cpus_per_gpu=8)
     assert "num_gpus" not in options and options["num_cpus"] == 1
 
-    import mtlbench.registration
-
     monkeypatch.setattr(mtlbench.registration, "spec", lambda env_id: SimpleNamespace(gpu_fraction=0.25))
     _, options = ray_backend.task_options(request, cpus_per_gpu=8)
     assert options["num_gpus"] == 0.25 and options["num_cpus"] == 2
+
+
+def test_multimnist_declares_a_quarter_gpu() -> None:
+    assert ray_backend.gpu_fraction("multimnist-hps") == 0.25
 
 
 def test_cpus_per_gpu_is_the_tightest_gpu_node() -> None:
