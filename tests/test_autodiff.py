@@ -38,8 +38,9 @@ def test_batched_jacobian_matches_loop_on_parameters() -> None:
     torch.manual_seed(0)
     model = _Model().train()
     losses, _ = model(torch.randn(5, 3, 8, 8))
-    jac = jacobian(losses, model.shared())
+    jac = jacobian(losses, model.shared(), strategy="batched")
     ref = jacobian_loop(losses, model.shared())
+    assert torch.equal(jacobian(losses, model.shared()), ref)  # "auto" on CPU is the loop
     assert jac.shape == (3, sum(p.numel() for p in model.shared()))
     torch.testing.assert_close(jac, ref, rtol=1e-5, atol=1e-6)
     # task 1 and 2 never use ``only_task0``: their rows are exactly zero there
@@ -55,7 +56,9 @@ def test_batched_jacobian_matches_loop_on_representation() -> None:
     z = model.drop(torch.relu(model.bn(model.conv(x)))).mean(dim=(2, 3))
     z_in = z.detach().requires_grad_(True)
     losses = torch.stack([model.heads[i](z_in).pow(i + 1).mean() for i in range(3)])
-    torch.testing.assert_close(jacobian(losses, z_in), jacobian_loop(losses, z_in), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        jacobian(losses, z_in, strategy="batched"), jacobian_loop(losses, z_in), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_gramian_is_jjt_and_psd() -> None:
@@ -71,3 +74,10 @@ def test_graph_is_retained_for_a_later_backward() -> None:
     jacobian(losses, model.shared(), retain_graph=True)
     losses.sum().backward()  # would raise if the graph had been freed
     assert model.conv.weight.grad is not None
+
+
+def test_unknown_strategy_is_rejected() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="strategy must be"):
+        jacobian(torch.ones(2, requires_grad=True), [torch.ones(1)], strategy="fast")
