@@ -167,8 +167,10 @@ class MTLEnv(gym.Env):
         return per_example * self.bench_spec.optimizer.batch_size
 
     def representation_dim(self) -> int:
-        """Size of the representation's feature axis (axis 1: channels or features)."""
-        return int(self._meta_representation()[0].shape[1])
+        """Size of the representation's feature axis: the channels (axis 1) of a ``(B, C, H, W)``
+        map, else the last axis (``(B, F)`` vectors, ``(B, L, F)`` token sequences)."""
+        rep = self._meta_representation()[0]
+        return int(rep.shape[1] if rep.dim() == 4 else rep.shape[-1])
 
     def _build_model(self) -> MTLModel:
         m = self.bench_spec.model

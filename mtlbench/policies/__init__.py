@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 from typing import Any
 
 from mtlbench.policies.base import (
@@ -80,7 +81,9 @@ def load(name: str) -> type[Policy]:
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise UnknownPolicy(f"no policy named {name!r}.{hint} Known: {', '.join(sorted(registry))}")
     module_name, _, attr = registry[name].partition(":")
-    if "." not in module_name:
+    # a bare name is a built-in module of this package; a top-level module (``__main__``, a
+    # single-file submission) registered through ``register(name, cls)`` is imported as is
+    if "." not in module_name and importlib.util.find_spec(f"{__name__}.{module_name}") is not None:
         module_name = f"{__name__}.{module_name}"
     cls = getattr(importlib.import_module(module_name), attr)
     if not (isinstance(cls, type) and issubclass(cls, Policy)):

@@ -59,13 +59,37 @@ from mtlbench.policies.base import (
 )
 from mtlbench.policies.learned_scales import resolve_lr
 
-__all__ = ["Rotation", "RotoGrad", "rotation_loss", "rotograd_reference", "rotograd_weights"]
+__all__ = [
+    "Rotation",
+    "RotoGrad",
+    "feature_axis",
+    "jacobian_rows",
+    "rotation_loss",
+    "rotograd_reference",
+    "rotograd_weights",
+]
 
 _TINY = 1e-15  # the official code's epsilon
 
 
+def feature_axis(z: torch.Tensor) -> int:
+    """The axis RotoGrad rotates: channels of a ``(B, C, H, W)`` map, else the last axis."""
+    return 1 if z.dim() == 4 else -1
+
+
+def jacobian_rows(jacobian: torch.Tensor, dim: int, spatial: int) -> torch.Tensor:
+    """Reorder a channels-first ``(T, B*C*S)`` Jacobian into rows of ``C`` features, ``(T, B*S*C)``."""
+    if spatial == 1:
+        return jacobian
+    t = jacobian.shape[0]
+    return jacobian.reshape(t, -1, dim, spatial).transpose(2, 3).reshape(t, -1)
+
+
 class Rotation(nn.Module):
-    """``z -> z R^T`` on the last axis, ``R = exp(U - U^T)`` orthogonal (``U`` upper triangular).
+    """``z -> z R^T`` on the feature axis, ``R = exp(U - U^T)`` orthogonal (``U`` upper triangular).
+
+    The feature axis is the channel axis of a ``(B, C, H, W)`` map and the last axis otherwise
+    (:func:`feature_axis`, the axis ``MTLEnv.representation_dim`` measures).
 
     :meth:`forward` uses ``R`` detached (cached until the parameter changes);
     :meth:`matrix` is differentiable, for the policy's own rotation loss.
@@ -77,6 +101,8 @@ class Rotation(nn.Module):
         self.raw = nn.Parameter(torch.zeros(self.dim, self.dim))
         self._cache: torch.Tensor | None = None
         self._cache_key: tuple[int, int, torch.device] | None = None
+        #: positions per example of the last input (``H * W`` of a map, else 1); read by RotoGrad.act
+        self.spatial = 1
 
     def skew(self) -> torch.Tensor:
         upper = self.raw.triu(1)
@@ -94,12 +120,18 @@ class Rotation(nn.Module):
         return self._cache
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        if z.shape[-1] != self.dim:
+        axis = feature_axis(z)
+        if z.shape[axis] != self.dim:
             raise ValueError(
-                f"RotoGrad rotation expects the representation's last axis to have size "
+                f"RotoGrad rotation expects the representation's feature axis ({axis}) to have size "
                 f"{self.dim} (representation_dim), got shape {tuple(z.shape)}"
             )
-        return z @ self._detached().T.to(z.dtype)
+        r = self._detached().to(z.dtype)
+        if axis == 1:
+            self.spatial = z.shape[2] * z.shape[3]
+            return torch.einsum("dc,bchw->bdhw", r, z)
+        self.spatial = 1
+        return z @ r.T
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -217,8 +249,9 @@ class RotoGrad(Policy):
             raise PolicyError("rotograd: call reset() before act()")
         if "jacobian" not in observation:
             raise PolicyError("rotograd needs observation['jacobian']; declare it in needs")
-        jac = observation["jacobian"].detach()
         dim = self.dim
+        # rows of ``dim`` features (the env flattens a (B, C, H, W) Jacobian channels-first)
+        jac = jacobian_rows(observation["jacobian"].detach(), dim, self._rotations[0].spatial)
         if jac.shape[1] % dim != 0:
             raise PolicyError(
                 f"rotograd: the representation Jacobian has {jac.shape[1]} columns, not a "
