@@ -10,7 +10,9 @@ import pytest
 import torch
 
 import mtlbench
+from mtlbench import policies
 from mtlbench.data.base import DatasetNotFound
+from mtlbench.harness.train import env_kwargs_for
 from mtlbench.policies.base import GradientWeights
 
 METRICS = {"segmentation": {"miou", "pix_acc"}, "depth": {"abs_err", "rel_err"}}
@@ -74,6 +76,23 @@ def test_gradient_weights_on_the_representation(data_root: Path) -> None:
         assert not terminated
     assert truncated
     _check_evaluation(env.evaluate("test"))
+
+
+def test_rotograd_rotates_the_feature_map_channels(data_root: Path) -> None:
+    # The HPS representation here is a (B, C, H, W) map: RotoGrad's rotations act on its
+    # channel axis (representation_dim) and its Jacobian arrives flattened channels-first.
+    policy = policies.make("rotograd", lr=0.01)
+    env = mtlbench.make(
+        "cityscapes-hps", data_root=str(data_root), device="cpu", overrides=TINY, **env_kwargs_for(policy)
+    )
+    result = mtlbench.train(env, policy, seed=0)
+    assert result.status == "ok", result.message
+    assert policy.adapters is not None
+    for adapter in policy.adapters:
+        assert adapter.dim == env.representation_dim() and adapter.spatial > 1
+        r = adapter.matrix().detach()
+        assert not torch.allclose(r, torch.eye(adapter.dim))  # the rotations were trained
+        torch.testing.assert_close(r @ r.T, torch.eye(adapter.dim), atol=1e-5, rtol=0)
 
 
 def test_missing_dataset_fails_first_with_the_prepare_command(tmp_path: Path) -> None:

@@ -9,7 +9,14 @@ from scipy.optimize import minimize
 
 from mtlbench import policies
 from mtlbench.policies import GradientWeights, PolicyError
-from mtlbench.policies.mgda import MGDA, MGDAUB, gradient_normalizers, mgda_weights
+from mtlbench.policies.mgda import (
+    MGDA,
+    MGDAUB,
+    _frank_wolfe_device,
+    _frank_wolfe_host,
+    gradient_normalizers,
+    mgda_weights,
+)
 
 # A hand-written Jacobian whose three task gradients conflict pairwise.
 J3 = torch.tensor([[1.0, 0.5, -0.5], [-0.8, 1.2, 0.3], [0.2, -0.4, 1.5]], dtype=torch.float64)
@@ -58,6 +65,19 @@ def test_min_norm_point_satisfies_kkt(num_tasks: int, seed: int) -> None:
     # On the support, g_t.d = ||d||^2: the deviation is at most gap / w_t.
     support = w > 0.05
     assert torch.all((projections[support] - norm2).abs() <= gap_tol / w[support])
+
+
+@pytest.mark.parametrize("num_tasks", [2, 3, 7])
+def test_host_and_device_frank_wolfe_take_the_same_iterations(num_tasks: int) -> None:
+    # The CPU path (NumPy, leaves the loop at gamma < tol) and the accelerator path (torch,
+    # freezes the iterate instead) must give the same weights; here both run on the CPU.
+    for seed in range(4):
+        J = conflicting_jacobian(num_tasks, 3 * num_tasks, seed)
+        G = (J @ J.T).to(torch.float64)
+        for max_iter, tol in [(250, 1e-5), (7, 1e-5), (250, 0.0)]:
+            host = torch.from_numpy(_frank_wolfe_host(G.numpy(), max_iter, tol))
+            device = _frank_wolfe_device(G, max_iter, tol)
+            torch.testing.assert_close(host, device, atol=1e-12, rtol=0)
 
 
 def test_min_norm_value_matches_an_independent_solver() -> None:

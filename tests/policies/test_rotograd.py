@@ -120,3 +120,39 @@ def test_reset_needs_the_representation_dim_and_checks_the_jacobian() -> None:
     with pytest.raises(PolicyError, match="multiple"):
         p.act({"losses": torch.ones(2), "jacobian": torch.ones(2, DIM + 1)})
     assert p.adapters is not None and isinstance(p.adapters[0], Rotation)
+
+
+def test_feature_maps_are_rotated_on_the_channel_axis() -> None:
+    p = _policy()
+    assert p.adapters is not None
+    with torch.no_grad():
+        p.adapters[0].raw.add_(torch.randn(DIM, DIM, generator=torch.Generator().manual_seed(1)))
+    r = p.adapters[0].matrix().detach()
+    z = torch.randn(3, DIM, 5, 6)  # (B, C, H, W): the channel axis has representation_dim
+    expected = (z.permute(0, 2, 3, 1) @ r.T).permute(0, 3, 1, 2)
+    torch.testing.assert_close(p.adapters[0](z), expected)
+    assert p.adapters[0].spatial == 30
+    with pytest.raises(ValueError, match="feature axis"):
+        p.adapters[0](torch.randn(3, DIM + 1, 5, 6))
+
+
+def test_a_feature_map_jacobian_is_read_as_rows_of_channels() -> None:
+    # The env flattens dL/dz of a (B, C, H, W) map channels-first; RotoGrad must read it as
+    # B*H*W rows of C features: the same weights and the same rotation step as a policy fed
+    # the channels-last rows of the same gradient.
+    g = torch.Generator().manual_seed(2)
+    grad_map = torch.randn(2, 3, DIM, 2, 5, generator=g)  # (T, B, C, H, W)
+    grad_map[1] -= 1.5 * grad_map[0]  # conflicting tasks, so the rotations move
+    maps, rows = _policy(lr=0.05), _policy(lr=0.05)
+    assert maps.adapters is not None and rows.adapters is not None
+    for adapter in maps.adapters:
+        adapter(torch.zeros(3, DIM, 2, 5))  # the env's forward records H * W
+    channels_first = grad_map.reshape(2, -1)
+    channels_last = grad_map.permute(0, 1, 3, 4, 2).reshape(2, -1)
+    for _ in range(3):
+        a = maps.act({"losses": torch.ones(2), "jacobian": channels_first})
+        b = rows.act({"losses": torch.ones(2), "jacobian": channels_last})
+        torch.testing.assert_close(a.weights, b.weights)
+    for ra, rb in zip(maps.adapters, rows.adapters, strict=True):
+        torch.testing.assert_close(ra.matrix(), rb.matrix())
+        assert not torch.allclose(ra.matrix(), torch.eye(DIM))
