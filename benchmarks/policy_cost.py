@@ -73,6 +73,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+# The memory profiler's Kineto backend logs a spurious 'gpuGetDeviceCount failed' ERROR on
+# machines without a GPU; level 5 keeps only its fatal messages. Set before torch loads it.
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")
+
 import torch
 from torch import nn
 
