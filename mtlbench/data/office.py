@@ -20,16 +20,18 @@ classification of that domain's own images, so the model is a multi-input HPS an
 ``({domain: images}, {domain: labels})`` (:class:`MultiInputDataset`).
 
 Splits: the paper splits every domain at random 60/20/20 into train/val/test without
-publishing the lists. mtlbench fixes the split by a rule (``RULE``, version ``v1``): within
-each domain and class, the image paths relative to the dataset folder (``amazon/images/
-back_pack/frame_0001.jpg``) are sorted and permuted with ``torch.randperm`` under a
-``torch.Generator`` seeded with the first 8 bytes (little endian, top bit cleared) of
-``sha256("office-split-v1/<dataset>/<domain>/<class>")``; the first ``(n + 2) // 5`` go to val,
-the next ``(n + 2) // 5`` to test, the rest to train. The SHA-256 of each split's sorted id
-list (:func:`mtlbench.data.base.ids_sha256`) is recorded in ``Splits.manifest`` and, once
-pinned in :data:`SPLIT_SHA256`, checked on load. To reproduce the paper's own (LibMTL)
-split instead, pass ``split_lists=<folder>`` holding LibMTL's ``<domain>_{train,val,test}.txt``
-files (``relative/path.jpg label`` per line).
+publishing the lists. LibMTL, the library of two of its authors, ships the lists its Office
+example uses (``examples/office/data_txt/<dataset>/<domain>_
+{train,val,test}.txt``, one ``relative/path.jpg label`` per line; MIT licence), and mtlbench
+ships a verbatim copy under ``mtlbench/data/splits/<name>/`` (``split_lists="paper"``, the
+registered envs' split). The SHA-256 of each split's sorted id list
+(:func:`mtlbench.data.base.ids_sha256`) is pinned in :data:`SPLIT_SHA256` and checked on load.
+Two alternatives, for copies that are not the official release: ``split_lists="rule-v1"``,
+a deterministic rule (``RULE``: within each domain and class, the sorted relative paths
+are permuted with ``torch.randperm`` under a ``torch.Generator`` seeded with the first 8
+bytes, little endian, top bit cleared, of ``sha256("office-split-v1/<dataset>/<domain>/
+<class>")``; the first ``(n + 2) // 5`` go to val, the next ``(n + 2) // 5`` to test, the rest
+to train), or ``split_lists=<folder>`` holding lists in LibMTL's format.
 
 Images are decoded lazily (DataLoader workers when ``num_workers > 0``), resized to
 ``image_size`` x ``image_size`` (224 in the paper) with bilinear filtering, scaled to [0, 1]
@@ -71,9 +73,12 @@ __all__ = [
     "DATASETS",
     "DESCRIPTION",
     "NAME",
+    "PAPER",
+    "SPLIT_LISTS_DIR",
     "SPLIT_SHA256",
     "load",
     "prepare",
+    "read_split_lists",
     "split_rule",
     "verify",
 ]
@@ -86,6 +91,10 @@ DESCRIPTION = (
     "`mtlbench data prepare office31|officehome --source <download>` installs a download."
 )
 RULE = "office-split-v1"
+#: ``split_lists`` value of the paper's split (the shipped LibMTL lists)
+PAPER = "paper"
+#: where the shipped lists live: ``<SPLIT_LISTS_DIR>/<name>/<domain>_<split>.txt``
+SPLIT_LISTS_DIR = Path(__file__).resolve().parent / "splits"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 SPLITS = ("train", "val", "test")
 
@@ -110,7 +119,7 @@ DATASETS: dict[str, OfficeInfo] = {
         counts={"amazon": 2817, "dslr": 498, "webcam": 795},
         inner="images",
         aliases={},
-        revision="office31-domain_adaptation_images/" + RULE,
+        revision="office31-domain_adaptation_images/libmtl-split",
     ),
     "officehome": OfficeInfo(
         domains=("Art", "Clipart", "Product", "Real_World"),
@@ -118,13 +127,24 @@ DATASETS: dict[str, OfficeInfo] = {
         counts={"Art": 2427, "Clipart": 4365, "Product": 4439, "Real_World": 4357},
         inner="",
         aliases={"Real_World": "Real World"},
-        revision="OfficeHomeDataset_10072016/" + RULE,
+        revision="OfficeHomeDataset_10072016/libmtl-split",
     ),
 }
-#: SHA-256 of each split's sorted id list under rule v1, per dataset. Empty until computed
-#: on the official release (``python -m mtlbench.data.office <root>`` prints them); while
-#: empty, ``check_manifest`` checks the per-domain image and class counts only.
-SPLIT_SHA256: dict[str, dict[str, str]] = {"office31": {}, "officehome": {}}
+#: SHA-256 of each split's sorted id list in the paper's split (the shipped lists), per
+#: dataset; checked on load when ``split_lists="paper"`` and ``check_manifest``. Split sizes
+#: (train/val/test): Office-31 2,433/790/887, Office-Home 9,252/3,017/3,319.
+SPLIT_SHA256: dict[str, dict[str, str]] = {
+    "office31": {
+        "train": "f66794ff295e83080365fc9f32e6ecf93a057dd2e6b400f008656cfd73f9d2cb",
+        "val": "046acc27b9213893323f5c0b7f4a28010901d8b7bd1c0026bc5009880a1c5c48",
+        "test": "7700fbad8d7599aff3a7310e25ba6dddb69db7e21920ba03fffb3cf051132f13",
+    },
+    "officehome": {
+        "train": "318519e8a21b7263ea97f3f9115ebef3f11b090f91ca2e7ca0c3db7c3cfe74a2",
+        "val": "4b2583c6e298521bc48c7d6c80a46572310b342707255bc488d7d0eec75cf2d0",
+        "test": "58c648328e566ee7a02800f54ead4d3ef6596a2e91fc2e21dd5f6e0677f2c5d5",
+    },
+}
 
 log = logging.getLogger(__name__)
 
@@ -208,14 +228,24 @@ def split_rule(name: str, files: Mapping[str, Mapping[str, Sequence[str]]]) -> d
     return {s: sorted(v) for s, v in out.items()}
 
 
-def _read_split_lists(
-    name: str, folder: Path, files: Mapping[str, Mapping[str, Sequence[str]]]
-) -> dict[str, list[str]]:
-    """Read LibMTL-style ``<domain>_<split>.txt`` lists (``relative/path label`` per line)."""
+def read_split_lists(name: str, folder: str | os.PathLike[str] | None = None) -> dict[str, list[str]]:
+    """``{split: sorted relative paths}`` from LibMTL-style ``<domain>_<split>.txt`` lists.
+
+    ``folder`` defaults to the shipped lists of the paper's split. Lines are
+    ``relative/path.jpg label`` (the label is ignored: labels follow the sorted class
+    folders); the release's ``Real World`` folder name is mapped to ``Real_World``. A missing
+    list raises :class:`DatasetNotFound`; an image listed twice :class:`DatasetCorrupt`.
+    """
+    return {s: sorted(v) for s, v in _parse_split_lists(name, folder).items()}
+
+
+def _parse_split_lists(name: str, folder: str | os.PathLike[str] | None) -> dict[str, dict[str, str]]:
+    """``{split: {relative path: "file:line"}}`` in file order."""
     info = _info(name)
-    known = {p for classes in files.values() for paths in classes.values() for p in paths}
+    folder = SPLIT_LISTS_DIR / name if folder is None else Path(folder)
     aliases = {v: k for k, v in info.aliases.items()}
-    out: dict[str, list[str]] = {s: [] for s in SPLITS}
+    out: dict[str, dict[str, str]] = {s: {} for s in SPLITS}
+    seen: dict[str, str] = {}
     for domain in info.domains:
         for split in SPLITS:
             path = folder / f"{domain}_{split}.txt"
@@ -228,16 +258,25 @@ def _read_split_lists(
                 rel = fields[0] if len(fields) == 2 and fields[1].lstrip("-").isdigit() else line.strip()
                 head, _, rest = rel.partition("/")
                 rel = f"{aliases.get(head, head)}/{rest}"
-                if rel not in known:
-                    raise DatasetCorrupt(name, f"{path}:{lineno}", f"{rel} is not an image under {name}/")
-                out[split].append(rel)
-    seen: dict[str, str] = {}
-    for split, ids in out.items():
-        for rel in ids:
-            if rel in seen:
-                raise DatasetCorrupt(name, folder, f"{rel} is listed in both {seen[rel]} and {split}")
-            seen[rel] = split
-    return {s: sorted(v) for s, v in out.items()}
+                where = f"{path}:{lineno}"
+                if rel in seen:
+                    raise DatasetCorrupt(name, where, f"{rel} is listed already, at {seen[rel]}")
+                seen[rel] = where
+                out[split][rel] = where
+    return out
+
+
+def _listed_split(
+    name: str, folder: str | os.PathLike[str] | None, files: Mapping[str, Mapping[str, Sequence[str]]]
+) -> dict[str, list[str]]:
+    """:func:`read_split_lists`, every listed image checked against the images on disk."""
+    known = {p for classes in files.values() for paths in classes.values() for p in paths}
+    listed = _parse_split_lists(name, folder)
+    for ids in listed.values():
+        for rel, where in ids.items():
+            if rel not in known:
+                raise DatasetCorrupt(name, where, f"{rel} is not an image under {name}/")
+    return {s: sorted(v) for s, v in listed.items()}
 
 
 # ----------------------------------------------------------------------------- contract
@@ -246,15 +285,18 @@ def load(
     *,
     name: str = "office31",
     image_size: int = 224,
-    split_lists: str | os.PathLike[str] | None = None,
+    split_lists: str | os.PathLike[str] = PAPER,
     check_manifest: bool = True,
     limit: int | None = None,
 ) -> Splits:
     """The three splits of ``name`` (``office31`` or ``officehome``) as multi-input datasets.
 
-    ``check_manifest`` checks the official image and class counts per domain and, once
-    pinned, the split hashes (turn it off for fixtures and subsets). ``limit`` keeps the
-    first N images per domain and split (for quick experiments).
+    ``split_lists``: ``"paper"`` (the shipped LibMTL lists, the registered envs' split),
+    ``"rule-v1"`` (the rule of the module docstring, for copies that are not the official
+    release) or a folder of lists in LibMTL's format. ``check_manifest`` checks the official
+    image and class counts per domain and, for the paper's split, the pinned split hashes
+    (turn it off for fixtures and subsets). ``limit`` keeps the first N images per domain
+    and split (for quick experiments).
     """
     info = _info(name)
     root = Path(root)
@@ -269,12 +311,15 @@ def load(
             )
     if check_manifest:
         _check_official(name, files)
-    ids = (
-        split_rule(name, files) if split_lists is None else _read_split_lists(name, Path(split_lists), files)
-    )
+    if split_lists in ("rule-v1", RULE):
+        ids, split_name = split_rule(name, files), RULE
+    elif split_lists == PAPER:
+        ids, split_name = _listed_split(name, None, files), PAPER
+    else:
+        ids, split_name = _listed_split(name, split_lists, files), f"lists:{split_lists}"
     manifest = {s: ids_sha256(v) for s, v in ids.items()}
     pinned = SPLIT_SHA256.get(name, {})
-    if check_manifest and split_lists is None and pinned:
+    if check_manifest and split_name == PAPER and pinned:
         for split, digest in manifest.items():
             if pinned.get(split) not in (None, digest):
                 raise DatasetCorrupt(
@@ -305,7 +350,7 @@ def load(
         splits["val"],
         splits["test"],
         manifest=manifest,
-        info={"classes": classes, "split_sizes": sizes, "rule": RULE if split_lists is None else "lists"},
+        info={"classes": classes, "split_sizes": sizes, "split": split_name},
     )
 
 
@@ -316,7 +361,7 @@ def _capped(problems: list[str], limit: int = 20) -> list[str]:
 
 
 def verify(root: Path, *, name: str | None = None, decode_images: bool = False) -> list[str]:
-    """Layout, official counts and split rule; ``decode_images`` also decodes every image."""
+    """Layout, official counts and the paper's split; ``decode_images`` also decodes every image."""
     root = Path(root)
     names = [name] if name else [n for n in DATASETS if (root / n).exists()] or list(DATASETS)
     problems: list[str] = []
@@ -419,16 +464,3 @@ def prepare(root: Path, source: Path | None = None, *, name: str | None = None) 
 def _find_release(src: Path, name: str) -> Path | None:
     marker = "amazon/images" if name == "office31" else "Clipart"
     return _find_dir(src, marker)
-
-
-if __name__ == "__main__":  # print the split hashes of a prepared copy (to pin SPLIT_SHA256)
-    import json
-    import sys
-
-    from mtlbench.data.base import data_root
-
-    r = data_root(sys.argv[1] if len(sys.argv) > 1 else None)
-    for n in DATASETS:
-        if (r / n).exists():
-            s = load(r, name=n)
-            print(json.dumps({n: {"manifest": s.manifest, "sizes": s.info["split_sizes"]}}, indent=2))

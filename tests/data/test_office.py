@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tarfile
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 import torch
 
 from mtlbench.data import DatasetCorrupt, DatasetNotFound, load_dataset, office
+from mtlbench.data.base import ids_sha256
 from mtlbench.data.multi_input import MultiInputDataset, TensorPart
-from tests.data.vision_fixtures import truncate, write_office
+from tests.data.vision_fixtures import truncate, write_office, write_office_release
 
 CPU = torch.device("cpu")
 
@@ -32,7 +34,53 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _load(root: Path, name: str = "office31", **kw: object) -> object:
+    kw.setdefault("split_lists", "rule-v1")
     return load_dataset(name, str(root), image_size=8, check_manifest=False, **kw)
+
+
+# ------------------------------------------------------------- the paper's split (shipped)
+@pytest.mark.parametrize("name", ["office31", "officehome"])
+def test_shipped_paper_split_names_every_image_once_stratified(name: str) -> None:
+    info = office.DATASETS[name]
+    ids = office.read_split_lists(name)
+    assert {s: ids_sha256(v) for s, v in ids.items()} == office.SPLIT_SHA256[name]
+    listed = [i for v in ids.values() for i in v]
+    assert len(listed) == len(set(listed)) == sum(info.counts.values())
+    for domain in info.domains:
+        numbers: dict[str, list[int]] = defaultdict(list)
+        per_split: dict[str, set[str]] = {}
+        for split, v in ids.items():
+            mine = [i for i in v if i.split("/", 1)[0] == domain]
+            per_split[split] = {i.split("/")[-2] for i in mine}
+            for i in mine:
+                numbers[i.split("/")[-2]].append(int(re.findall(r"\d+", i.rsplit("/", 1)[1])[0]))
+            share = len(mine) / info.counts[domain]
+            assert (0.55 <= share <= 0.65) if split == "train" else (0.15 <= share <= 0.25), (domain, split)
+        assert len(numbers) == info.num_classes
+        # the release numbers each class's images 1..n: the lists name each exactly once
+        assert all(sorted(n) == list(range(1, len(n) + 1)) for n in numbers.values()), domain
+        assert all(len(classes) == info.num_classes for classes in per_split.values())  # stratified
+        assert sum(len(n) for n in numbers.values()) == info.counts[domain]
+
+
+def test_the_official_release_loads_with_the_paper_split(tmp_path: Path) -> None:
+    write_office_release(tmp_path, "office31")  # 4,110 tiny images, the release's layout
+    splits = load_dataset("office31", str(tmp_path), image_size=8)  # official checks on
+    assert splits.info["split"] == "paper"
+    assert splits.manifest == office.SPLIT_SHA256["office31"]
+    assert splits.info["split_sizes"] == {
+        "train": {"amazon": 1680, "dslr": 287, "webcam": 466},
+        "val": {"amazon": 552, "dslr": 89, "webcam": 149},
+        "test": {"amazon": 585, "dslr": 122, "webcam": 180},
+    }
+    # an image the lists name is missing: the error names the list and line
+    (tmp_path / "office31" / "dslr" / "images" / "mug" / "frame_0001.jpg").unlink()
+    with pytest.raises(DatasetCorrupt, match=r"497 images, the release has 498"):
+        load_dataset("office31", str(tmp_path), image_size=8)
+    with pytest.raises(
+        DatasetCorrupt, match=r"dslr_\w+\.txt:\d+.*dslr/images/mug/frame_0001.jpg is not an image"
+    ):
+        load_dataset("office31", str(tmp_path), image_size=8, check_manifest=False)
 
 
 # ----------------------------------------------------------------------------- the rule
@@ -87,6 +135,9 @@ def test_libmtl_split_lists(root: Path, tmp_path: Path) -> None:
     assert splits.manifest == _load(root).manifest
     (tmp_path / "dslr_test.txt").write_text("dslr/images/mug/frame_0099.jpg 2\n")
     with pytest.raises(DatasetCorrupt, match=r"dslr_test.txt:1"):
+        _load(root, split_lists=str(tmp_path))
+    (tmp_path / "dslr_test.txt").write_text(f"{rule['train'][0]} 0\n")  # also in amazon_train
+    with pytest.raises(DatasetCorrupt, match=r"dslr_test.txt:1.*listed already, at .*amazon_train.txt:1"):
         _load(root, split_lists=str(tmp_path))
 
 

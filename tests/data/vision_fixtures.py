@@ -36,6 +36,16 @@ def write_image(path: Path, size: tuple[int, int] = (20, 24), seed: int = 0) -> 
     return path
 
 
+def write_office_release(root: Path, name: str, size: tuple[int, int] = (4, 4)) -> Path:
+    """Every image the shipped (paper's) split lists name, as a tiny JPEG, in the release layout."""
+    from mtlbench.data import office
+
+    base = root / name
+    for seed, rel in enumerate(i for ids in office.read_split_lists(name).values() for i in ids):
+        write_image(base / rel, size, seed=seed)
+    return base
+
+
 def truncate(path: Path, keep: float = 0.4) -> Path:
     """Cut a file to ``keep`` of its length (a truncated download)."""
     data = path.read_bytes()
