@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -40,6 +40,7 @@ from mtlbench.data.base import Batch, TensorMTLDataset
 from mtlbench.evaluation import EVALUATOR_VERSION, Evaluator, build_metric, delta_p
 from mtlbench.losses import get_loss
 from mtlbench.models import MTLModel, build_model
+from mtlbench.models.base import Representation
 from mtlbench.policies.base import KNOWN_NEEDS, GradientDirection, GradientWeights
 from mtlbench.registration import BenchmarkSpec
 
@@ -67,7 +68,11 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
 class MTLEnv(gym.Env):
     """A registered multi-task benchmark; build it with :func:`mtlbench.make`."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - typed as gymnasium.Env types it
+    observation_space: gym.spaces.Dict
+    # the autograd graph of the current batch, between a forward and _release_graph()
+    _rep: Representation | None
+    _rep_in: Representation | None
 
     def __init__(
         self,
@@ -364,13 +369,14 @@ class MTLEnv(gym.Env):
                 self.epoch % self.bench_spec.budget.eval_every_epochs == 0
                 or self.epoch == self.bench_spec.budget.epochs
             ):
+                val = self.evaluate("val")
                 evaluation = {
                     "epoch": self.epoch,
                     "step": self.global_step,
-                    "val": self.evaluate("val"),
+                    "val": val,
                     "test": self.evaluate("test"),
                 }
-                score = self.selection_score(evaluation["val"])
+                score = self.selection_score(val)
                 evaluation["val_score"] = score
                 reward = score - self._last_score
                 self._last_score = score
@@ -391,6 +397,7 @@ class MTLEnv(gym.Env):
         }
         for key, space in self.observation_space.spaces.items():
             if key not in obs:
+                assert space.shape is not None  # every observation space is a Box
                 obs[key] = torch.zeros(space.shape, dtype=torch.float32, device=self.device)
         return obs
 
@@ -477,8 +484,8 @@ class MTLEnv(gym.Env):
             reps = self._jacobian_inputs(self._rep_in)
             if shared_grad is None:
                 assert shared_loss is not None
-                grads = torch.autograd.grad(shared_loss, reps, retain_graph=True, allow_unused=True)
-                grads = [torch.zeros_like(r) if g is None else g for g, r in zip(grads, reps, strict=True)]
+                raw = torch.autograd.grad(shared_loss, reps, retain_graph=True, allow_unused=True)
+                grads = [torch.zeros_like(r) if g is None else g for g, r in zip(raw, reps, strict=True)]
             else:
                 grads = _split_like(shared_grad, reps)
             self._backprop_representation(grads)
@@ -493,6 +500,7 @@ class MTLEnv(gym.Env):
                 offset += n
 
     def _backprop_representation(self, grads: Sequence[torch.Tensor] | None) -> None:
+        assert self._rep is not None  # called after a forward, before _release_graph()
         reps = list(self._rep.values()) if isinstance(self._rep, Mapping) else [self._rep]
         if grads is None:
             return

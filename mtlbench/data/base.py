@@ -57,7 +57,7 @@ class DatasetNotFound(FileNotFoundError):
 class DatasetCorrupt(ValueError):
     """A file under the data root is unreadable or has the wrong shape/checksum."""
 
-    def __init__(self, name: str, path: Path | str, problem: str) -> None:
+    def __init__(self, name: str, path: str | os.PathLike[str], problem: str) -> None:
         super().__init__(
             f"dataset {name!r}: {path} is corrupt ({problem}). Re-run `mtlbench data prepare {name}` "
             f"or `mtlbench data verify {name}` for a full check."

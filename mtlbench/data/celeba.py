@@ -356,6 +356,10 @@ def prepare(root: Path, source: Path | None = None) -> None:
         if images is not None and images.is_dir():
             shutil.copytree(images, staging / IMAGE_DIR)
         else:
+            if archive is None:
+                raise FileNotFoundError(
+                    f"{images} is not a folder and no {IMAGE_DIR}.zip was found under {source}"
+                )
             with zipfile.ZipFile(archive) as zf:
                 zf.extractall(staging)
             if not (staging / IMAGE_DIR).is_dir():

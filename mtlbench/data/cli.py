@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import inspect
 from importlib import import_module
+from types import ModuleType
 
 from mtlbench.data import DATASETS, data_root, dataset_module
 
 
-def _modules() -> dict[str, object]:
-    out = {}
+def _modules() -> dict[str, ModuleType | ModuleNotFoundError]:
+    out: dict[str, ModuleType | ModuleNotFoundError] = {}
     for name in DATASETS:
         try:
             out[name] = dataset_module(name)
@@ -33,7 +34,7 @@ def cmd_status(root: str | None) -> int:
         if isinstance(module, Exception):
             print(f"  {name:<11} unavailable ({module})")
             continue
-        problems = module.verify(base)  # type: ignore[attr-defined]
+        problems = module.verify(base)
         state = "ok" if not problems else "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else "")
         print(f"  {name:<11} {state}")
     return 0

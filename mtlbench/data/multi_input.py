@@ -31,8 +31,8 @@ def read_image(path: str | os.PathLike[str], size: int | tuple[int, int], datase
 
     h, w = (size, size) if isinstance(size, int) else size
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB").resize((w, h), Image.BILINEAR)
+        with Image.open(path) as src:
+            img = src.convert("RGB").resize((w, h), Image.Resampling.BILINEAR)
     except (OSError, ValueError, SyntaxError) as err:  # PIL reports bad data as OSError
         raise DatasetCorrupt(dataset, path, f"cannot decode image: {err}") from err
     x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
@@ -232,6 +232,6 @@ def safe_extractall(tf: tarfile.TarFile, into: Path | str, dataset: str = "archi
         for member in tf.getmembers():
             if not (base / member.name).resolve().is_relative_to(base) or member.issym() or member.islnk():
                 raise DatasetCorrupt(
-                    dataset, tf.name or "archive", f"unsafe member {member.name!r}"
+                    dataset, str(tf.name or "archive"), f"unsafe member {member.name!r}"
                 ) from None
         tf.extractall(into)

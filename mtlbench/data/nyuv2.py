@@ -395,13 +395,13 @@ def load_layout(
                 )
     ids = split_ids(layout, counts, val_ids)
     if val_ids is None:
-        for split, expected in layout.split_sha256.items():
+        for split, published in layout.split_sha256.items():
             digest = ids_sha256(ids[split])
-            if digest != expected:
+            if digest != published:
                 raise DatasetCorrupt(
                     layout.name,
                     f"split {split!r}",
-                    f"id list hash {digest[:12]} != published {expected[:12]}",
+                    f"id list hash {digest[:12]} != published {published[:12]}",
                 )
     if limit is not None:
         ids = {split: lst[:limit] for split, lst in ids.items()}

@@ -315,8 +315,13 @@ def load(
         ids, split_name = split_rule(name, files), RULE
     elif split_lists == PAPER:
         ids, split_name = _listed_split(name, None, files), PAPER
-    else:
+    elif Path(split_lists).is_dir():
         ids, split_name = _listed_split(name, split_lists, files), f"lists:{split_lists}"
+    else:
+        raise ValueError(
+            f"split_lists must be {PAPER!r} (the paper's split), 'rule-v1' or a folder of "
+            f"LibMTL-style <domain>_<split>.txt lists; {str(split_lists)!r} is none of these"
+        )
     manifest = {s: ids_sha256(v) for s, v in ids.items()}
     pinned = SPLIT_SHA256.get(name, {})
     if check_manifest and split_name == PAPER and pinned:

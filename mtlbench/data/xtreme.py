@@ -271,7 +271,7 @@ def resolve_tokenizer(tokenizer: Any = None) -> Any:
     tf = _transformers()
     path = Path(tokenizer)
     if path.is_file():
-        vocab = {}
+        vocab: dict[str, int] = {}
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
             vocab.setdefault(line.rstrip("\r\n"), i)
         cls = tf.BertTokenizerFast
@@ -538,10 +538,9 @@ def _install_udpos(root: Path, archive: Path, languages: Sequence[str]) -> None:
                         and p.parent.name.startswith("UD_")
                     ):
                         (staging / p.parent.name).mkdir(parents=True, exist_ok=True)
-                        with (
-                            tf.extractfile(member) as fin,
-                            (staging / p.parent.name / p.name).open("wb") as fout,
-                        ):  # type: ignore[union-attr]
+                        fin = tf.extractfile(member)
+                        assert fin is not None  # member.isfile(), so extractfile gives its stream
+                        with fin, (staging / p.parent.name / p.name).open("wb") as fout:
                             shutil.copyfileobj(fin, fout)
         if not staging.is_dir():
             raise DatasetCorrupt("udpos", archive, f"no UD_*/{{{','.join(languages)}}}_*.conllu files inside")

@@ -169,7 +169,7 @@ def _synthetic(num_tasks: int, dim: int, steps: int, seed: int) -> _Setup:
     )
 
 
-class _StrictObservation(dict):  # type: ignore[type-arg]
+class _StrictObservation(dict[str, torch.Tensor]):
     """A plain dict that records reads (``obs[key]``) of keys the policy did not declare.
 
     ``key in obs`` and ``obs.get(key)`` stay silent: testing for an optional key is fine,

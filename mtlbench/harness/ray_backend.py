@@ -222,7 +222,9 @@ def run_on_ray(
     limit = workers or len(queue)
     started_here = _connect(address)
     pending: dict[Any, _Flight] = {}
-    start_log = None
+    # the _StartLog actor's handle; Ray types actor method calls (.drain.remote()) only for
+    # methods decorated with @ray.method, which would import Ray with this module
+    start_log: Any = None
     try:
         nodes = ray.nodes()
         ratio = cpus_per_gpu(nodes)

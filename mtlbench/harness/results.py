@@ -20,7 +20,7 @@ import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -41,7 +41,7 @@ __all__ = [
     "write_result",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 Status = Literal["ok", "diverged", "invalid_action", "timeout", "oom", "error"]
 STATUSES: tuple[str, ...] = ("ok", "diverged", "invalid_action", "timeout", "oom", "error")
 Metrics = dict[str, dict[str, float]]

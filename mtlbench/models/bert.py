@@ -24,10 +24,13 @@ changes any config field (e.g. ``vocab_size`` to match a test vocabulary).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # transformers is optional (mtlbench[nlp]) and imported lazily
+    from transformers import PreTrainedModel
 
 __all__ = ["MBERT_CONFIG", "TINY_CONFIG", "BertEncoder", "mbert"]
 
@@ -74,7 +77,7 @@ def _transformers() -> Any:
 class BertEncoder(nn.Module):
     """BERT returning the pooled ``[CLS]`` vector (sentence level) or all hidden states (token level)."""
 
-    def __init__(self, bert: nn.Module, level: str) -> None:
+    def __init__(self, bert: PreTrainedModel, level: str) -> None:
         super().__init__()
         if level not in LEVELS:
             raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
@@ -104,7 +107,7 @@ def _build_bert(
     model_name: str,
     tiny: bool,
     config_overrides: Mapping[str, Any] | None,
-) -> nn.Module:
+) -> PreTrainedModel:
     tf = _transformers()
     overrides = dict(config_overrides or {})
     if pretrained:
@@ -142,7 +145,7 @@ def mbert(
     if num_labels < 1:
         raise ValueError(f"num_labels must be >= 1, got {num_labels}")
     encoder = BertEncoder(_build_bert(pretrained, model_name, tiny, config_overrides), level)
-    heads = {
+    heads: dict[str, nn.Module] = {
         t.name: nn.Sequential(nn.Dropout(dropout), nn.Linear(encoder.out_dim, num_labels)) for t in tasks
     }
     return encoder, heads

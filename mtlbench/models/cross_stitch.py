@@ -19,7 +19,7 @@ policy weights); the heads are task parameters. Each task has its own features, 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -72,9 +72,10 @@ class CrossStitch(MTLModel):
     def encode(self, x: torch.Tensor | Mapping[str, torch.Tensor]) -> Representation:
         if isinstance(x, Mapping):
             raise TypeError("cross-stitch networks take one input shared by all tasks")
-        feats = [enc.stem(x) for enc in self.encoders]
+        encoders = cast("Sequence[StagedEncoder]", self.encoders)  # built from StagedEncoders
+        feats = [enc.stem(x) for enc in encoders]
         for i, unit in enumerate(self.units):
-            feats = unit([enc.stages[i](f) for enc, f in zip(self.encoders, feats, strict=True)])
+            feats = unit([enc.stages[i](f) for enc, f in zip(encoders, feats, strict=True)])
         return dict(zip(self.task_names, feats, strict=True))
 
     def decode(self, rep: Representation, adapters: nn.ModuleList | None = None) -> dict[str, torch.Tensor]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
 
@@ -30,7 +31,7 @@ class LeNetEncoder(nn.Module):
             nn.ReLU(),
         )
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
 
@@ -38,7 +39,7 @@ def lenet(
     tasks: Sequence[Any], *, width: int = 50, num_classes: int = 10
 ) -> tuple[nn.Module, dict[str, nn.Module]]:
     """Backbone factory: the shared LeNet encoder and one two-layer head per task."""
-    heads = {
+    heads: dict[str, nn.Module] = {
         t.name: nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, num_classes))
         for t in tasks
     }

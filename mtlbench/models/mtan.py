@@ -30,7 +30,7 @@ them here.) The per-task attention modules and the heads are task parameters.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -94,12 +94,13 @@ class MTAN(MTLModel):
         h = self.encoder.stem(x)
         attended: list[torch.Tensor] = []
         last = len(self.encoder.stages) - 1
-        for i, stage in enumerate(self.encoder.stages):
+        for i, module in enumerate(self.encoder.stages):
+            stage = cast(nn.Sequential, module)  # checked in __init__
             u = stage[:-1](h)
             h = stage[-1](u)
             new = []
             for t in range(len(self.task_names)):
-                g = self.attention[i][t]
+                g = cast(nn.ModuleList, self.attention[i])[t]
                 mask = g(u) if i == 0 else g(torch.cat([u, _match(attended[t], u)], dim=1))
                 a = mask * h
                 if i < last:

@@ -20,7 +20,7 @@ False.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -40,15 +40,16 @@ class NDDRLayer(nn.Module):
         super().__init__()
         if not 0.0 <= self_weight <= 1.0:
             raise ValueError(f"self_weight must be in [0, 1], got {self_weight}")
-        self.convs = nn.ModuleList(
+        convs = [
             nn.Conv2d(num_tasks * channels, channels, kernel_size=1, bias=False) for _ in range(num_tasks)
-        )
+        ]
+        self.convs = nn.ModuleList(convs)
         self.norms = nn.ModuleList(nn.BatchNorm2d(channels, momentum=bn_momentum) for _ in range(num_tasks))
         self.relu = nn.ReLU()
         other = (1.0 - self_weight) / (num_tasks - 1) if num_tasks > 1 else 0.0
         eye = torch.eye(channels)
         with torch.no_grad():
-            for t, conv in enumerate(self.convs):
+            for t, conv in enumerate(convs):
                 blocks = [
                     (self_weight if s == t or num_tasks == 1 else other) * eye for s in range(num_tasks)
                 ]
@@ -84,9 +85,10 @@ class NDDR(MTLModel):
     def encode(self, x: torch.Tensor | Mapping[str, torch.Tensor]) -> Representation:
         if isinstance(x, Mapping):
             raise TypeError("NDDR-CNN takes one input shared by all tasks")
-        feats = [enc.stem(x) for enc in self.encoders]
+        encoders = cast("Sequence[StagedEncoder]", self.encoders)  # built from StagedEncoders
+        feats = [enc.stem(x) for enc in encoders]
         for i, fuse in enumerate(self.fusions):
-            feats = fuse([enc.stages[i](f) for enc, f in zip(self.encoders, feats, strict=True)])
+            feats = fuse([enc.stages[i](f) for enc, f in zip(encoders, feats, strict=True)])
         return dict(zip(self.task_names, feats, strict=True))
 
     def decode(self, rep: Representation, adapters: nn.ModuleList | None = None) -> dict[str, torch.Tensor]:

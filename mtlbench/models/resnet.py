@@ -97,5 +97,5 @@ def resnet18(
     if hidden_dim is not None and hidden_dim < 1:
         raise ValueError(f"hidden_dim must be None or >= 1, got {hidden_dim}")
     encoder = ResNetEncoder(pretrained=pretrained, hidden_dim=hidden_dim, dropout=dropout)
-    heads = {t.name: nn.Linear(encoder.out_dim, num_classes) for t in tasks}
+    heads: dict[str, nn.Module] = {t.name: nn.Linear(encoder.out_dim, num_classes) for t in tasks}
     return encoder, heads

@@ -35,14 +35,14 @@ from mtlbench.policies.learned_scales import DEFAULT_LR, LearnedLossScales
 __all__ = ["DEFAULT_LR", "UW", "uw_log_variance_grad", "uw_weights"]
 
 
-def uw_weights(log_vars: torch.Tensor) -> torch.Tensor:
-    """Loss weights ``exp(-s_t)``."""
-    return torch.exp(-log_vars)
+def uw_weights(scales: torch.Tensor) -> torch.Tensor:
+    """Loss weights ``exp(-s_t)`` from the log-variances ``scales`` (``s``)."""
+    return torch.exp(-scales)
 
 
-def uw_log_variance_grad(log_vars: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
-    """``d/ds_t [exp(-s_t) L_t + s_t] = 1 - exp(-s_t) L_t``."""
-    return 1.0 - torch.exp(-log_vars) * losses
+def uw_log_variance_grad(scales: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+    """``d/ds_t [exp(-s_t) L_t + s_t] = 1 - exp(-s_t) L_t``, ``scales`` being the log-variances ``s``."""
+    return 1.0 - torch.exp(-scales) * losses
 
 
 class UW(LearnedLossScales):

@@ -133,6 +133,8 @@ def test_libmtl_split_lists(root: Path, tmp_path: Path) -> None:
             (tmp_path / f"{domain}_{split}.txt").write_text("\n".join(lines) + "\n")
     splits = _load(root, split_lists=str(tmp_path))
     assert splits.manifest == _load(root).manifest
+    with pytest.raises(ValueError, match=r"split_lists must be 'paper'.*'papr' is none"):
+        _load(root, split_lists="papr")
     (tmp_path / "dslr_test.txt").write_text("dslr/images/mug/frame_0099.jpg 2\n")
     with pytest.raises(DatasetCorrupt, match=r"dslr_test.txt:1"):
         _load(root, split_lists=str(tmp_path))
