@@ -87,7 +87,7 @@ NAME = "office"
 DESCRIPTION = (
     "Office-31 (amazon/dslr/webcam, 31 classes, 4,110 images) and Office-Home (Art/Clipart/"
     "Product/Real_World, 65 classes, 15,588 images): one classifier per domain on that domain's "
-    "own images; fixed 60/20/20 split per domain and class (rule v1). Not redistributable: "
+    "own images; LibMTL's 60/20/20 split lists per domain (shipped). Not redistributable: "
     "`mtlbench data prepare office31|officehome --source <download>` installs a download."
 )
 RULE = "office-split-v1"

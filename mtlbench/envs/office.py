@@ -3,13 +3,14 @@
 
 Protocol (Lin et al., TMLR 2022, Appendix D.3; LibMTL ``examples/office``): one task per
 domain, each on its own images (multi-input hard parameter sharing); fixed 60/20/20 split
-per domain (the paper's own lists, from LibMTL, shipped in ``mtlbench/data/splits``); 224x224 images, ImageNet normalisation, no augmentation; ImageNet-pretrained
-ResNet-18 followed, as in LibMTL's encoder, by a shared ``Linear(512, 512) - BatchNorm -
-ReLU - Dropout(0.5)`` layer, and a linear classifier per domain; cross-entropy; Adam with
-learning rate 1e-4 and weight decay 1e-5; batch 128 *per domain* (every step draws 128
-images of every domain, as LibMTL's per-task loaders do); 100 epochs (LibMTL's default; the
-paper states none) at a constant learning rate, an epoch being one pass over the largest
-domain. Evaluation on val and test after every epoch; metric: accuracy per domain.
+per domain (LibMTL's lists, shipped in ``mtlbench/data/splits``); 224x224 images, ImageNet
+normalisation, no augmentation; ImageNet-pretrained ResNet-18 followed, as in LibMTL's
+encoder, by a shared ``Linear(512, 512) - BatchNorm - ReLU - Dropout(0.5)`` layer, and a
+linear classifier per domain; cross-entropy; Adam with learning rate 1e-4 and weight decay
+1e-5; batch 128 *per domain* (every step draws 128 images of every domain, as LibMTL's
+per-task loaders do); 100 epochs (LibMTL's default; the paper states none) at a constant
+learning rate, an epoch being one pass over the largest domain. Evaluation on val and test
+after every epoch; metric: accuracy per domain.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def office_spec(name: str) -> BenchmarkSpec:
         description=(
             f"{TITLES[name]}: {info.num_classes}-way classification in each of the domains "
             f"{', '.join(info.domains)}, one task per domain on its own images (multi-input HPS); "
-            "the paper's 60/20/20 split per domain (LibMTL's lists). 224x224; ImageNet-pretrained ResNet-18 + "
+            "LibMTL's 60/20/20 split lists per domain. 224x224; ImageNet-pretrained ResNet-18 + "
             "shared 512-d hidden layer, linear head per domain. Adam 1e-4 wd 1e-5, batch 128 per "
             "domain, 100 epochs; evaluation every epoch; metric: accuracy per domain."
         ),
