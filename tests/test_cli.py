@@ -101,12 +101,17 @@ def test_data_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
     assert "nyuv2" in out and "multimnist" in out
+    assert "office31, officehome\n" in out  # one module serving two datasets: listed once
     assert main(["data", "verify", "multimnist", "--data-root", str(tmp_path)]) == 0
     assert main(["data", "verify", "nyuv2", "--data-root", str(tmp_path)]) == 1
     assert "nyuv2" in capsys.readouterr().out
     assert main(["data", "status", "--data-root", str(tmp_path)]) == 0
     status = capsys.readouterr().out
     assert "multimnist  ok" in status and "nyuv2" in status
+    # each dataset's line speaks of that dataset only, also where one module serves two
+    lines = {line.split()[0]: line for line in status.splitlines()[1:]}
+    assert "officehome" not in lines["office31"] and "office31" not in lines["officehome"]
+    assert "udpos" not in lines["pawsx"]
 
 
 def test_missing_dataset_names_the_prepare_command(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+from collections.abc import Callable
 from importlib import import_module
 from types import ModuleType
 
@@ -20,10 +21,21 @@ def _modules() -> dict[str, ModuleType | ModuleNotFoundError]:
     return out
 
 
+def _name_kwargs(function: Callable[..., object], name: str) -> dict[str, str]:
+    """``{"name": name}`` for modules serving several datasets (office31/officehome, pawsx/udpos)."""
+    return {"name": name} if "name" in inspect.signature(function).parameters else {}
+
+
 def cmd_list() -> int:
-    for name, module in _modules().items():
+    # a module serving several datasets is listed once, under all its names
+    groups: dict[int, list[str]] = {}
+    modules = _modules()
+    for name, module in modules.items():
+        groups.setdefault(id(module), []).append(name)
+    for names in groups.values():
+        module = modules[names[0]]
         text = getattr(module, "DESCRIPTION", f"unavailable: {module}")
-        print(f"{name}\n    {text}\n")
+        print(f"{', '.join(names)}\n    {text}\n")
     return 0
 
 
@@ -34,7 +46,7 @@ def cmd_status(root: str | None) -> int:
         if isinstance(module, Exception):
             print(f"  {name:<11} unavailable ({module})")
             continue
-        problems = module.verify(base)
+        problems = module.verify(base, **_name_kwargs(module.verify, name))
         state = "ok" if not problems else "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else "")
         print(f"  {name:<11} {state}")
     return 0
@@ -42,8 +54,7 @@ def cmd_status(root: str | None) -> int:
 
 def cmd_verify(name: str, root: str | None) -> int:
     module = dataset_module(name)
-    kwargs = {"name": name} if "name" in inspect.signature(module.verify).parameters else {}
-    problems = module.verify(data_root(root), **kwargs)
+    problems = module.verify(data_root(root), **_name_kwargs(module.verify, name))
     if problems:
         print(f"{name}: {len(problems)} problem(s) under {data_root(root)}")
         for p in problems:
@@ -55,9 +66,7 @@ def cmd_verify(name: str, root: str | None) -> int:
 
 def cmd_prepare(name: str, root: str | None, source: object) -> int:
     module = dataset_module(name)
-    # modules serving several datasets (office31/officehome, pawsx/udpos) take ``name``
-    kwargs = {"name": name} if "name" in inspect.signature(module.prepare).parameters else {}
-    module.prepare(data_root(root), source=source, **kwargs)
+    module.prepare(data_root(root), source=source, **_name_kwargs(module.prepare, name))
     return cmd_verify(name, root)
 
 
