@@ -23,8 +23,10 @@ on the scale of the mean, like LibMTL's.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -62,9 +64,20 @@ def _solve_dual(G: Tensor, rho: Tensor) -> tuple[Tensor, Tensor]:
     perturbed KKT system ``grad h(w) - s + nu 1 = 0``, ``w_t s_t = sigma mu``. ``h`` is
     convex and smooth wherever ``g_w != 0``. Fixed iteration count on the device (the
     iterates converge quadratically once close; a converged iterate is a fixed point); on
-    the host the loop stops as soon as the KKT residual is below tolerance.
-    Returns ``(w, kkt_residual)``.
+    the CPU the same iterations run in NumPy (:func:`_solve_dual_host`: a torch op on a
+    ``(T,)`` tensor costs ~10x more dispatch than the work) and stop as soon as the KKT
+    residual is below tolerance. Returns ``(w, kkt_residual)``.
     """
+    if G.device.type == "cpu":
+        # a non-finite Gramian yields NaN iterates, which the caller's check turns into an error
+        with np.errstate(all="ignore"):
+            w_host, residual_host = _solve_dual_host(G.numpy(), float(rho))
+        return torch.from_numpy(w_host), torch.tensor(residual_host, dtype=G.dtype)
+    return _solve_dual_device(G, rho)
+
+
+def _solve_dual_device(G: Tensor, rho: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`_solve_dual` in torch on ``G``'s device, a fixed number of iterations, no sync."""
     num_tasks = G.shape[0]
     dtype, device = G.dtype, G.device
     ones = torch.ones(num_tasks, dtype=dtype, device=device)
@@ -84,7 +97,6 @@ def _solve_dual(G: Tensor, rho: Tensor) -> tuple[Tensor, Tensor]:
     grad_h, _, _ = gradient(w)
     nu = (s - grad_h).mean()
     residual = torch.full((), torch.inf, dtype=dtype, device=device)
-    on_host = device.type == "cpu"
     for _ in range(_IPM_ITERATIONS):
         grad_h, g_w, norm = gradient(w)
         hessian = rho * (G / norm - torch.outer(g_w, g_w) / norm**3)
@@ -100,8 +112,55 @@ def _solve_dual(G: Tensor, rho: Tensor) -> tuple[Tensor, Tensor]:
         grad_h, _, _ = gradient(w)
         residual = torch.maximum((grad_h - s + nu).abs().max(), (w * s).max())
         residual = torch.maximum(residual, (w.sum() - 1.0).abs())
-        # On the host a sync is free: stop once converged (or once a NaN appears).
-        if on_host and not bool(residual > _TOL * 1e-3):
+    return w, residual
+
+
+def _step_to_boundary_host(x: np.ndarray, dx: np.ndarray) -> float:
+    """:func:`_step_to_boundary` in NumPy."""
+    negative = dx < 0
+    if not negative.any():
+        return 1.0
+    ratios = -x[negative] / np.minimum(dx[negative], -np.finfo(x.dtype).tiny)
+    return min(0.99 * float(ratios.min()), 1.0)
+
+
+def _solve_dual_host(G: np.ndarray, rho: float) -> tuple[np.ndarray, float]:
+    """:func:`_solve_dual_device`'s iterations in NumPy, leaving the loop once converged."""
+    num_tasks = G.shape[0]
+    ones = np.ones(num_tasks, dtype=G.dtype)
+    g_b = G @ (ones / num_tasks)
+    tiny = np.finfo(G.dtype).tiny
+
+    def gradient(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        g_w = G @ w
+        norm = math.sqrt(max(float(w @ g_w), tiny))
+        return g_b + rho * g_w / norm, g_w, norm
+
+    w = ones / num_tasks
+    s = ones.copy()
+    grad_h, _, _ = gradient(w)
+    nu = float((s - grad_h).mean())
+    residual = math.inf
+    kkt = np.zeros((num_tasks + 1, num_tasks + 1), dtype=G.dtype)
+    kkt[:num_tasks, num_tasks] = 1.0
+    kkt[num_tasks, :num_tasks] = 1.0
+    for _ in range(_IPM_ITERATIONS):
+        grad_h, g_w, norm = gradient(w)
+        mu = float(w @ s) / num_tasks
+        kkt[:num_tasks, :num_tasks] = rho * (G / norm - np.outer(g_w, g_w) / norm**3) + np.diag(s / w)
+        rhs = np.concatenate([-grad_h + _SIGMA * mu / w, [1.0 - w.sum()]])
+        try:
+            solution = np.linalg.solve(kkt, rhs)
+        except np.linalg.LinAlgError:  # singular: NaN, as torch's solve_ex leaves it to the check
+            solution = np.full(num_tasks + 1, np.nan)
+        dw, nu_new = solution[:num_tasks], float(solution[num_tasks])
+        ds = (_SIGMA * mu - w * s - s * dw) / w
+        step = min(_step_to_boundary_host(w, dw), _step_to_boundary_host(s, ds))
+        w, s, nu = w + step * dw, s + step * ds, nu + step * (nu_new - nu)
+        grad_h, _, _ = gradient(w)
+        # np.max propagates a NaN (Python's max would drop it, depending on the order)
+        residual = float(np.max([np.abs(grad_h - s + nu).max(), (w * s).max(), abs(w.sum() - 1.0)]))
+        if not residual > _TOL * 1e-3:  # converged (or NaN: the caller's check raises)
             break
     return w, residual
 

@@ -25,10 +25,9 @@ end: a residual above tolerance raises :class:`PolicyError`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -45,25 +44,6 @@ __all__ = ["UPGrad", "upgrad_weights"]
 
 _IPM_ITERATIONS = 40
 _TOL = 1e-8  # accepted KKT residual, relative to the trace-normalised Gramian
-
-
-@contextmanager
-def _single_threaded_on_host(device: torch.device) -> Iterator[None]:
-    """Run tiny CPU linear algebra on one thread, then restore the thread count.
-
-    Batched LAPACK calls and small matrix products on CPU fan out to OpenMP/MKL threads,
-    which for ``T x T`` problems costs far more than it saves (orders of magnitude more
-    on a busy machine). Accelerators are unaffected.
-    """
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _step_to_boundary(x: Tensor, dx: Tensor) -> Tensor:
@@ -91,8 +71,21 @@ def _nonnegative_qps(G: Tensor, linear: Tensor) -> tuple[Tensor, Tensor]:
     Mehrotra's predictor-corrector primal-dual interior-point method on the KKT system
     ``G m + c - s = 0``, ``m_j s_j = 0``, ``m, s >= 0``, batched over the rows. Each
     iteration solves the batched ``(G + diag(s/m)) dm = r`` twice. Returns the solutions
-    and the largest KKT residual.
+    and the largest KKT residual. On the CPU the same iterations run in NumPy
+    (:func:`_nonnegative_qps_host`; a torch op on a ``T x T`` batch costs ~10x more dispatch
+    than the work) and stop once converged; on an accelerator a fixed number of them run in
+    torch with no host sync.
     """
+    if G.device.type == "cpu":
+        # a non-finite Gramian yields NaN iterates, which the caller's check turns into an error
+        with np.errstate(all="ignore"):
+            m_host, residual_host = _nonnegative_qps_host(G.numpy(), linear.numpy())
+        return torch.from_numpy(m_host), torch.tensor(residual_host, dtype=G.dtype)
+    return _nonnegative_qps_device(G, linear)
+
+
+def _nonnegative_qps_device(G: Tensor, linear: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`_nonnegative_qps` in torch, a fixed number of iterations, no host sync."""
     num_problems, size = linear.shape
     m = torch.ones_like(linear)
     s = torch.ones_like(linear)
@@ -103,7 +96,6 @@ def _nonnegative_qps(G: Tensor, linear: Tensor) -> tuple[Tensor, Tensor]:
         return torch.maximum(stationarity, (m * s).max())
 
     residual = residual_of(m, s)
-    on_host = G.device.type == "cpu"
     for _ in range(_IPM_ITERATIONS):
         dual_residual = m @ G + linear - s
         mu = (m * s).mean(-1, keepdim=True)
@@ -118,8 +110,56 @@ def _nonnegative_qps(G: Tensor, linear: Tensor) -> tuple[Tensor, Tensor]:
         step = (0.99 * step).clamp(max=1.0)
         m, s = m + step * dm, s + step * ds
         residual = residual_of(m, s)
-        # On the host a sync is free: stop once converged (or once a NaN appears).
-        if on_host and not bool(residual > _TOL * 1e-3):
+    return m, residual
+
+
+def _step_to_boundary_host(x: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """:func:`_step_to_boundary` in NumPy."""
+    safe = np.minimum(dx, -np.finfo(x.dtype).tiny)
+    ratios = np.where(dx < 0, -x / safe, np.inf)
+    return np.minimum(ratios.min(-1, keepdims=True), 1.0)
+
+
+def _newton_step_host(
+    system: np.ndarray, dual_residual: np.ndarray, m: np.ndarray, s: np.ndarray, complementarity: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_newton_step` in NumPy (a singular system gives NaN, left to the caller's check)."""
+    rhs = -dual_residual + complementarity / m
+    try:
+        dm = np.linalg.solve(system, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        dm = np.full_like(rhs, np.nan)
+    return dm, (complementarity - s * dm) / m
+
+
+def _nonnegative_qps_host(G: np.ndarray, linear: np.ndarray) -> tuple[np.ndarray, float]:
+    """:func:`_nonnegative_qps_device`'s iterations in NumPy, leaving the loop once converged."""
+    m = np.ones_like(linear)
+    s = np.ones_like(linear)
+    tiny = np.finfo(m.dtype).tiny
+    diagonal = np.arange(linear.shape[1])
+
+    def residual_of(m: np.ndarray, s: np.ndarray) -> float:
+        # np.max propagates a NaN (Python's max would drop it, depending on the order)
+        return float(np.max([np.abs(m @ G + linear - s).max(), (m * s).max()]))
+
+    residual = residual_of(m, s)
+    for _ in range(_IPM_ITERATIONS):
+        dual_residual = m @ G + linear - s
+        mu = (m * s).mean(-1, keepdims=True)
+        system = np.repeat(G[None], linear.shape[0], axis=0)
+        system[:, diagonal, diagonal] += s / m
+
+        dm_aff, ds_aff = _newton_step_host(system, dual_residual, m, s, -m * s)
+        a_primal, a_dual = _step_to_boundary_host(m, dm_aff), _step_to_boundary_host(s, ds_aff)
+        mu_aff = ((m + a_primal * dm_aff) * (s + a_dual * ds_aff)).mean(-1, keepdims=True)
+        sigma = np.minimum(mu_aff / np.maximum(mu, tiny), 1.0) ** 3
+        dm, ds = _newton_step_host(system, dual_residual, m, s, -m * s - dm_aff * ds_aff + sigma * mu)
+        step = np.minimum(_step_to_boundary_host(m, dm), _step_to_boundary_host(s, ds))
+        step = np.minimum(0.99 * step, 1.0)
+        m, s = m + step * dm, s + step * ds
+        residual = residual_of(m, s)
+        if not residual > _TOL * 1e-3:  # converged (or NaN: the caller's check raises)
             break
     return m, residual
 
@@ -140,8 +180,7 @@ def upgrad_weights(gramian: Tensor, *, reg_eps: float = 1e-4) -> Tensor:
     trace = G.diagonal().sum()
     eye = torch.eye(num_tasks, dtype=G.dtype, device=G.device)
     G_n = G / torch.where(trace > 0, trace, 1.0) + reg_eps * eye
-    with _single_threaded_on_host(G.device):
-        m, residual = _nonnegative_qps(G_n, G_n)  # row i of G_n is the linear term G_n e_i
+    m, residual = _nonnegative_qps(G_n, G_n)  # row i of G_n is the linear term G_n e_i
     weights = (eye + m).mean(0)
     mean = torch.full_like(weights, 1.0 / num_tasks)
     weights = torch.where(trace > 0, weights, mean)

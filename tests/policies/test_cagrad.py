@@ -9,7 +9,7 @@ from scipy.optimize import minimize
 
 from mtlbench import policies
 from mtlbench.policies import GradientWeights, PolicyError
-from mtlbench.policies.cagrad import CAGrad, cagrad_weights
+from mtlbench.policies.cagrad import CAGrad, _solve_dual_device, _solve_dual_host, cagrad_weights
 
 J3 = torch.tensor([[1.0, 0.5, -0.5], [-0.8, 1.2, 0.3], [0.2, -0.4, 1.5]], dtype=torch.float64)
 
@@ -92,6 +92,30 @@ def test_update_solves_the_conflict_averse_primal(num_tasks: int, c: float) -> N
     directions = torch.randn(2000, J.shape[1], generator=gen, dtype=torch.float64)
     candidates = g0 + radius * directions / torch.linalg.vector_norm(directions, dim=1, keepdim=True)
     assert (candidates @ J.T).min(dim=1).values.max() <= worst + 1e-9
+
+
+@pytest.mark.parametrize("num_tasks", [2, 3, 7])
+def test_host_and_device_solvers_agree(num_tasks: int) -> None:
+    # The CPU path (NumPy, leaves the loop once converged) and the accelerator path (torch,
+    # fixed iteration count) solve the same dual; here both run on the CPU.
+    for seed in range(4):
+        J = conflicting_jacobian(num_tasks, 3 * num_tasks, seed)
+        G = J @ J.T
+        G = G / G.diagonal().mean()
+        rho = (
+            0.4
+            * float(
+                torch.full((num_tasks,), 1.0 / num_tasks, dtype=G.dtype)
+                @ G
+                @ torch.full((num_tasks,), 1.0 / num_tasks, dtype=G.dtype)
+            )
+            ** 0.5
+        )
+        w_host, residual_host = _solve_dual_host(G.numpy(), rho)
+        w_device, residual_device = _solve_dual_device(G, torch.tensor(rho, dtype=G.dtype))
+        assert residual_host <= 1e-7 and float(residual_device) <= 1e-7
+        # the host stops at a KKT residual of 1e-10, the device runs on: equal to solver precision
+        torch.testing.assert_close(torch.from_numpy(w_host), w_device, atol=1e-6, rtol=0)
 
 
 def test_rescale_options_divide_the_update() -> None:

@@ -9,7 +9,12 @@ from scipy.optimize import minimize
 
 from mtlbench import policies
 from mtlbench.policies import GradientWeights, PolicyError
-from mtlbench.policies.upgrad import UPGrad, upgrad_weights
+from mtlbench.policies.upgrad import (
+    UPGrad,
+    _nonnegative_qps_device,
+    _nonnegative_qps_host,
+    upgrad_weights,
+)
 
 J3 = torch.tensor([[1.0, 0.5, -0.5], [-0.8, 1.2, 0.3], [0.2, -0.4, 1.5]], dtype=torch.float64)
 
@@ -35,6 +40,21 @@ def project_onto_dual_cone(J: np.ndarray, g: np.ndarray) -> np.ndarray:
     )
     assert result.success
     return result.x
+
+
+@pytest.mark.parametrize("num_tasks", [2, 3, 7])
+def test_host_and_device_solvers_agree(num_tasks: int) -> None:
+    # The CPU path (NumPy, leaves the loop once converged) and the accelerator path (torch,
+    # fixed iteration count) solve the same batch of QPs; here both run on the CPU.
+    for seed in range(4):
+        J = conflicting_jacobian(num_tasks, 3 * num_tasks, seed)
+        G = J @ J.T
+        G = G / G.diagonal().sum() + 1e-4 * torch.eye(num_tasks, dtype=G.dtype)
+        m_host, residual_host = _nonnegative_qps_host(G.numpy(), G.numpy())
+        m_device, residual_device = _nonnegative_qps_device(G, G)
+        assert residual_host <= 1e-8 and float(residual_device) <= 1e-8
+        torch.testing.assert_close(torch.from_numpy(m_host), m_device, atol=1e-6, rtol=0)
+        assert (m_host >= 0).all()
 
 
 @pytest.mark.parametrize(("num_tasks", "dim"), [(2, 4), (3, 6), (5, 12), (10, 30), (8, 5)])
