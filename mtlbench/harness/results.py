@@ -91,6 +91,9 @@ class SoftwareEnvironment(_Strict):
     torch: str
     platform: str
     git_commit: str | None = None
+    #: torch's intra-op thread count during the run: on CPU, results are bitwise reproducible
+    #: for a given seed *and* thread count (reductions split differently across threads)
+    torch_threads: int | None = None
 
 
 class RunResult(_Strict):
@@ -212,4 +215,5 @@ def software_environment() -> SoftwareEnvironment:
         torch=torch.__version__,
         platform=platform.platform(),
         git_commit=_git_commit(),
+        torch_threads=torch.get_num_threads(),
     )

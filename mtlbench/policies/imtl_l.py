@@ -13,6 +13,13 @@ As for UW (:mod:`mtlbench.policies.uw`), ``s`` is owned by the policy and steppe
 Adam optimiser with the env's learning rate (reset context ``lr``, ``1e-4`` when absent)
 unless ``lr`` is given; LibMTL trains ``s`` with the model's optimiser (which for NYUv2 also
 applies weight decay 1e-5 to it; we do not). The weights returned are those before the update.
+
+Equivalence with UW: mtlbench's UW is ``exp(-s) L + s`` (:mod:`mtlbench.policies.uw`). At
+``s_IMTL = -s_UW`` the two ``s``-gradients are exact negatives, Adam is odd in the gradient,
+and both start at ``s = 0``, so the two methods give bit-identical weights at every step
+(tested) and identical leaderboard rows. In LibMTL they differ only by UW's 0.5 factors (a
+constant scale of the model's gradient, to which Adam is invariant up to ``eps`` and
+weight decay) and by the weight decay LibMTL applies to ``s``.
 """
 
 from __future__ import annotations

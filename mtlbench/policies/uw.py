@@ -24,6 +24,10 @@ Conventions and deviations (documented, deliberate):
 * Data. The gradient of ``s`` is computed from the observed (detached) batch losses; it is
   exactly the autograd gradient of the objective w.r.t. ``s``. The weights returned for this
   step are those *before* the ``s`` update, as in a joint backward/step.
+* Equivalence. In this form, with its own Adam and ``s = 0`` at the start, UW gives
+  bit-identical weights to IMTL-L (``exp(s) L - s``, :mod:`mtlbench.policies.imtl_l`) at
+  every step: ``s_IMTL = -s_UW`` throughout, since the two ``s``-gradients are then exact
+  negatives and Adam is odd in the gradient. Their leaderboard rows coincide.
 """
 
 from __future__ import annotations

@@ -51,3 +51,17 @@ def test_reset_really_resets_and_state_round_trips() -> None:
 def test_bad_lr_names_the_parameter() -> None:
     with pytest.raises(ValueError, match="'lr'"):
         IMTLL(lr=-1.0)
+
+
+def test_under_adam_imtl_l_mirrors_uw_exactly() -> None:
+    # UW here is exp(-s) L + s (LibMTL's 0.5 factors dropped, see mtlbench.policies.uw) and
+    # IMTL-L is exp(s) L - s: their s-gradients are exact negatives at s_IMTL = -s_UW, Adam
+    # is odd in the gradient, so from s = 0 the two give the same weights at every step.
+    uw, imtl = policies.make("uw", lr=0.05), IMTLL(lr=0.05)
+    uw.reset(TASKS, seed=0)
+    imtl.reset(TASKS, seed=0)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        obs = {"losses": torch.rand(3, generator=g) * 3}
+        assert torch.equal(uw.act(obs), imtl.act(obs))
+    assert not torch.equal(imtl.act(obs), torch.ones(3))  # the scales did move
