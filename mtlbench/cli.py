@@ -38,6 +38,13 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timeout", type=float, default=None, help="time limit per run in seconds (child processes)"
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per run (default: cores / workers); on CPU a result is bit-reproducible "
+        "for a given seed and thread count",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument(
         "--override",

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from mtlbench.cli import main
 
@@ -67,6 +68,17 @@ def test_run_stores_unofficial_results_and_skips_them_on_rerun(
     assert "2 run(s) written" in capsys.readouterr().out
     assert main([*args, *TINY, "--no-progress"]) == 0
     assert "0 run(s) written, 2 already stored" in capsys.readouterr().out
+
+
+def test_threads_are_set_and_recorded(tmp_path: Path) -> None:
+    args = ["run", "--env", "multimnist-hps", "--method", "ew", "--seeds", "0", "--threads", "1"]
+    threads = torch.get_num_threads()
+    try:
+        assert main([*args, "--results-dir", str(tmp_path), *TINY, "--no-progress"]) == 0
+    finally:
+        torch.set_num_threads(threads)  # "run" trains in this process
+    (file,) = (tmp_path / "multimnist-hps-v1" / "ew@1").glob("seed-*.json")
+    assert json.loads(file.read_text())["environment"]["torch_threads"] == 1
 
 
 def test_check_and_submit_example(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
