@@ -36,6 +36,7 @@ training batch re-evaluated at the updated parameters (FAMO's second forward).
 
 from __future__ import annotations
 
+import copy
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -163,6 +164,35 @@ class Policy(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hparams().items())
         return f"{type(self).__name__}({args})"
+
+
+# --------------------------------------------------------------- learned-state helpers
+def learned_state(
+    key: str, tensor: torch.Tensor | None, optimizer: torch.optim.Optimizer | None
+) -> dict[str, Any]:
+    """``{key: a copy of tensor, "optimizer": a copy of its optimiser's state}``; ``{}`` before ``reset``.
+
+    For policies that train a tensor of their own (UW's scales, FAMO's logits, ...), in
+    :meth:`Policy.state_dict`.
+    """
+    if tensor is None or optimizer is None:
+        return {}
+    return {key: tensor.detach().clone(), "optimizer": copy.deepcopy(optimizer.state_dict())}
+
+
+def load_learned_state(
+    method: str,
+    key: str,
+    tensor: torch.Tensor | None,
+    optimizer: torch.optim.Optimizer | None,
+    state: Mapping[str, Any],
+) -> None:
+    """Restore what :func:`learned_state` saved, in place; a policy not yet reset is an error."""
+    if tensor is None or optimizer is None:
+        raise PolicyError(f"{method}: call reset() before load_state_dict()")
+    with torch.no_grad():
+        tensor.copy_(state[key])
+    optimizer.load_state_dict(state["optimizer"])
 
 
 # --------------------------------------------------------------------- validation helpers

@@ -26,13 +26,19 @@ Conventions (documented):
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from mtlbench.policies.base import Observation, Policy, PolicyError, check_positive
+from mtlbench.policies.base import (
+    Observation,
+    Policy,
+    PolicyError,
+    check_positive,
+    learned_state,
+    load_learned_state,
+)
 
 __all__ = ["FAMO", "famo_logit_grad", "famo_weights"]
 
@@ -131,16 +137,8 @@ class FAMO(Policy):
         self._prev_losses = None
 
     def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        if self.logits is not None and self.optimizer is not None:
-            state["logits"] = self.logits.detach().clone()
-            state["optimizer"] = copy.deepcopy(self.optimizer.state_dict())
-        return state
+        return super().state_dict() | learned_state("logits", self.logits, self.optimizer)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
-        if self.logits is None or self.optimizer is None:
-            raise PolicyError("famo: call reset() before load_state_dict()")
-        with torch.no_grad():
-            self.logits.copy_(state["logits"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_learned_state("famo", "logits", self.logits, self.optimizer, state)

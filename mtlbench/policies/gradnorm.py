@@ -30,7 +30,6 @@ Implementation choices (documented):
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,6 +41,8 @@ from mtlbench.policies.base import (
     Policy,
     PolicyError,
     check_positive,
+    learned_state,
+    load_learned_state,
 )
 from mtlbench.policies.learned_scales import resolve_lr
 
@@ -136,18 +137,12 @@ class GradNorm(Policy):
         return GradientWeights(out, head_weights=out if self.weight_heads else None)
 
     def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
+        state = super().state_dict() | learned_state("weights", self.weights, self.optimizer)
         if self.weights is not None and self.optimizer is not None:
-            state["weights"] = self.weights.detach().clone()
-            state["optimizer"] = copy.deepcopy(self.optimizer.state_dict())
             state["initial_losses"] = self.initial_losses
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
-        if self.weights is None or self.optimizer is None:
-            raise PolicyError("gradnorm: call reset() before load_state_dict()")
-        with torch.no_grad():
-            self.weights.copy_(state["weights"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_learned_state("gradnorm", "weights", self.weights, self.optimizer, state)
         self.initial_losses = state["initial_losses"]

@@ -9,13 +9,19 @@ and the state.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from mtlbench.policies.base import Observation, Policy, PolicyError, check_positive
+from mtlbench.policies.base import (
+    Observation,
+    Policy,
+    PolicyError,
+    check_positive,
+    learned_state,
+    load_learned_state,
+)
 
 __all__ = ["DEFAULT_LR", "LearnedLossScales", "resolve_lr"]
 
@@ -81,16 +87,8 @@ class LearnedLossScales(Policy):
         return weights.to(observation["losses"].device)
 
     def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        if self.scales is not None and self.optimizer is not None:
-            state["scales"] = self.scales.detach().clone()
-            state["optimizer"] = copy.deepcopy(self.optimizer.state_dict())
-        return state
+        return super().state_dict() | learned_state("scales", self.scales, self.optimizer)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
-        if self.scales is None or self.optimizer is None:
-            raise PolicyError(f"{self.name}: call reset() before load_state_dict()")
-        with torch.no_grad():
-            self.scales.copy_(state["scales"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_learned_state(self.name, "scales", self.scales, self.optimizer, state)

@@ -37,13 +37,19 @@ Deviations (documented):
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from mtlbench.policies.base import Observation, Policy, PolicyError, check_positive
+from mtlbench.policies.base import (
+    Observation,
+    Policy,
+    PolicyError,
+    check_positive,
+    learned_state,
+    load_learned_state,
+)
 from mtlbench.policies.learned_scales import DEFAULT_LR, resolve_lr
 
 __all__ = ["MOML", "moml_hypergradient"]
@@ -122,16 +128,8 @@ class MOML(Policy):
         return weights.to(device=losses.device, dtype=losses.dtype)
 
     def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        if self.logits is not None and self.optimizer is not None:
-            state["logits"] = self.logits.detach().clone()
-            state["optimizer"] = copy.deepcopy(self.optimizer.state_dict())
-        return state
+        return super().state_dict() | learned_state("logits", self.logits, self.optimizer)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
-        if self.logits is None or self.optimizer is None:
-            raise PolicyError("moml: call reset() before load_state_dict()")
-        with torch.no_grad():
-            self.logits.copy_(state["logits"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_learned_state("moml", "logits", self.logits, self.optimizer, state)
