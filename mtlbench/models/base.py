@@ -41,7 +41,26 @@ class MTLModel(nn.Module):
         raise NotImplementedError
 
     def decode(self, rep: Representation, adapters: nn.ModuleList | None = None) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """``{task: heads[task](adapters[t](z_t))}`` for the per-task ``heads`` (an ``nn.ModuleDict``).
+
+        ``z_t`` is the task's entry of a ``{task: tensor}`` representation, or the shared
+        tensor itself; a model without a shared representation accepts only the mapping.
+        ``adapters`` (RotoGrad's per-task rotations) sit between representation and head.
+        """
+        heads = getattr(self, "heads", None)
+        if not isinstance(heads, nn.ModuleDict):
+            raise NotImplementedError(f"{type(self).__name__} has no .heads ModuleDict: override decode()")
+        if not isinstance(rep, Mapping) and not self.shared_representation:
+            raise TypeError(
+                f"{type(self).__name__}.decode expects the {{task: feature}} mapping encode() returns"
+            )
+        out = {}
+        for i, task in enumerate(self.task_names):
+            z = rep[task] if isinstance(rep, Mapping) else rep
+            if adapters is not None:
+                z = adapters[i](z)
+            out[task] = heads[task](z)
+        return out
 
     def forward(self, x: torch.Tensor | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.decode(self.encode(x))
@@ -84,15 +103,6 @@ class HPS(MTLModel):
                 raise TypeError("a multi-input HPS model expects {task: inputs}")
             return {t: self.encoder(x[t]) for t in self.task_names}
         return self.encoder(x)
-
-    def decode(self, rep: Representation, adapters: nn.ModuleList | None = None) -> dict[str, torch.Tensor]:
-        out = {}
-        for i, task in enumerate(self.task_names):
-            z = rep[task] if isinstance(rep, Mapping) else rep
-            if adapters is not None:
-                z = adapters[i](z)
-            out[task] = self.heads[task](z)
-        return out
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.encoder.parameters() if p.requires_grad]

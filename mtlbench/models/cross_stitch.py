@@ -78,14 +78,6 @@ class CrossStitch(MTLModel):
             feats = unit([enc.stages[i](f) for enc, f in zip(encoders, feats, strict=True)])
         return dict(zip(self.task_names, feats, strict=True))
 
-    def decode(self, rep: Representation, adapters: nn.ModuleList | None = None) -> dict[str, torch.Tensor]:
-        assert isinstance(rep, Mapping)
-        out = {}
-        for i, task in enumerate(self.task_names):
-            z = rep[task] if adapters is None else adapters[i](rep[task])
-            out[task] = self.heads[task](z)
-        return out
-
     def shared_parameters(self) -> list[nn.Parameter]:
         params = [*self.encoders.parameters(), *self.units.parameters()]
         return [p for p in params if p.requires_grad]

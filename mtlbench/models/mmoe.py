@@ -77,14 +77,6 @@ class MMoE(MTLModel):
         outputs = torch.stack([expert(x) for expert in self.experts])  # (E, B, ...)
         return {t: torch.einsum("eb...,be->b...", outputs, w) for t, w in self.gate_weights(x).items()}
 
-    def decode(self, rep: Representation, adapters: nn.ModuleList | None = None) -> dict[str, torch.Tensor]:
-        assert isinstance(rep, Mapping)
-        out = {}
-        for i, task in enumerate(self.task_names):
-            z = rep[task] if adapters is None else adapters[i](rep[task])
-            out[task] = self.heads[task](z)
-        return out
-
     def shared_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.experts.parameters() if p.requires_grad]
 

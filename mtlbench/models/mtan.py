@@ -109,14 +109,6 @@ class MTAN(MTLModel):
             attended = new
         return dict(zip(self.task_names, attended, strict=True))
 
-    def decode(self, rep: Representation, adapters: nn.ModuleList | None = None) -> dict[str, torch.Tensor]:
-        assert isinstance(rep, Mapping)
-        out = {}
-        for i, task in enumerate(self.task_names):
-            z = rep[task] if adapters is None else adapters[i](rep[task])
-            out[task] = self.heads[task](z)
-        return out
-
     def shared_parameters(self) -> list[nn.Parameter]:
         params = [*self.encoder.parameters(), *self.shared_attention_encoders.parameters()]
         return [p for p in params if p.requires_grad]

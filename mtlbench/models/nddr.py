@@ -91,14 +91,6 @@ class NDDR(MTLModel):
             feats = fuse([enc.stages[i](f) for enc, f in zip(encoders, feats, strict=True)])
         return dict(zip(self.task_names, feats, strict=True))
 
-    def decode(self, rep: Representation, adapters: nn.ModuleList | None = None) -> dict[str, torch.Tensor]:
-        assert isinstance(rep, Mapping)
-        out = {}
-        for i, task in enumerate(self.task_names):
-            z = rep[task] if adapters is None else adapters[i](rep[task])
-            out[task] = self.heads[task](z)
-        return out
-
     def shared_parameters(self) -> list[nn.Parameter]:
         # the last fusion's per-task conv/BN feed only their own task: task parameters
         params = [*self.encoders.parameters(), *self.fusions[:-1].parameters()]

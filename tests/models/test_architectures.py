@@ -74,6 +74,31 @@ def test_forward_backward_and_output_shapes(arch: str) -> None:
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+def test_decode_applies_adapters_before_the_heads(arch: str) -> None:
+    model = _build(arch).eval()
+    x, _ = _batch()
+    rep = model.encode(x)
+    doubled = torch.nn.ModuleList(_Scale(2.0) for _ in TASKS)
+    with torch.no_grad():
+        out = model.decode(rep, doubled)
+        for t in TASKS:
+            z = rep[t.name] if isinstance(rep, dict) else rep
+            torch.testing.assert_close(out[t.name], model.heads[t.name](2.0 * z))
+    if arch != "hps":  # no shared representation: a bare tensor is refused
+        with pytest.raises(TypeError, match="mapping"):
+            model.decode(next(iter(rep.values())))
+
+
+class _Scale(torch.nn.Module):
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.factor * z
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_parameter_split_is_a_partition(arch: str) -> None:
     model = _build(arch)
     shared = {id(p) for p in model.shared_parameters()}
