@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from mtlbench.models.base import MTLModel, Representation
-from mtlbench.models.resnet_dilated import StagedEncoder, require_staged
+from mtlbench.models.resnet_dilated import StagedEncoder, encode_linked, staged_copies
 
 __all__ = ["CrossStitch", "CrossStitchUnit", "cross_stitch"]
 
@@ -70,12 +70,8 @@ class CrossStitch(MTLModel):
         self.heads = nn.ModuleDict(dict(heads))
 
     def encode(self, x: torch.Tensor | Mapping[str, torch.Tensor]) -> Representation:
-        if isinstance(x, Mapping):
-            raise TypeError("cross-stitch networks take one input shared by all tasks")
         encoders = cast("Sequence[StagedEncoder]", self.encoders)  # built from StagedEncoders
-        feats = [enc.stem(x) for enc in encoders]
-        for i, unit in enumerate(self.units):
-            feats = unit([enc.stages[i](f) for enc, f in zip(encoders, feats, strict=True)])
+        feats = encode_linked(encoders, list(self.units), x, "cross_stitch")
         return dict(zip(self.task_names, feats, strict=True))
 
     def shared_parameters(self) -> list[nn.Parameter]:
@@ -95,12 +91,5 @@ def cross_stitch(
     With pretrained weights every copy starts from them; from random init each copy is
     initialised independently. The heads come from the first call. ``cross_stitch_init`` is the diagonal of every unit at initialisation.
     """
-    if len(tasks) < 2:
-        raise ValueError("cross-stitch networks need at least two tasks")
-    encoders, heads = [], None
-    for _ in tasks:
-        encoder, task_heads = factory(tasks, **kwargs)
-        encoders.append(require_staged(encoder, "cross_stitch"))
-        heads = task_heads if heads is None else heads
-    assert heads is not None
+    encoders, heads = staged_copies(factory, tasks, "cross_stitch", **kwargs)
     return CrossStitch(encoders, heads, self_weight=cross_stitch_init)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from mtlbench.models.base import MTLModel, Representation
-from mtlbench.models.resnet_dilated import StagedEncoder, require_staged
+from mtlbench.models.resnet_dilated import StagedEncoder, encode_linked, staged_copies
 
 __all__ = ["NDDR", "NDDRLayer", "nddr"]
 
@@ -83,12 +83,8 @@ class NDDR(MTLModel):
         self.heads = nn.ModuleDict(dict(heads))
 
     def encode(self, x: torch.Tensor | Mapping[str, torch.Tensor]) -> Representation:
-        if isinstance(x, Mapping):
-            raise TypeError("NDDR-CNN takes one input shared by all tasks")
         encoders = cast("Sequence[StagedEncoder]", self.encoders)  # built from StagedEncoders
-        feats = [enc.stem(x) for enc in encoders]
-        for i, fuse in enumerate(self.fusions):
-            feats = fuse([enc.stages[i](f) for enc, f in zip(encoders, feats, strict=True)])
+        feats = encode_linked(encoders, list(self.fusions), x, "nddr")
         return dict(zip(self.task_names, feats, strict=True))
 
     def shared_parameters(self) -> list[nn.Parameter]:
@@ -110,12 +106,5 @@ def nddr(
     ``nddr_init`` is the weight of a task's own channels in its NDDR convolution at
     initialisation. The heads come from the first call.
     """
-    if len(tasks) < 2:
-        raise ValueError("NDDR-CNN needs at least two tasks")
-    encoders, heads = [], None
-    for _ in tasks:
-        encoder, task_heads = factory(tasks, **kwargs)
-        encoders.append(require_staged(encoder, "nddr"))
-        heads = task_heads if heads is None else heads
-    assert heads is not None
+    encoders, heads = staged_copies(factory, tasks, "nddr", **kwargs)
     return NDDR(encoders, heads, self_weight=nddr_init, bn_momentum=nddr_bn_momentum)

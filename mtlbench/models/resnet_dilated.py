@@ -30,7 +30,7 @@ loads torchvision's ImageNet weights from the torch hub cache and raises
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -45,10 +45,12 @@ __all__ = [
     "DeepLabHead",
     "PretrainedWeightsNotFound",
     "StagedEncoder",
+    "encode_linked",
     "head_channels",
     "require_staged",
     "resnet18_dilated_aspp",
     "resnet50_dilated_aspp",
+    "staged_copies",
     "tiny_resnet_dilated_aspp",
 ]
 
@@ -117,6 +119,38 @@ def require_staged(encoder: nn.Module, architecture: str) -> StagedEncoder:
                 f"StagedEncoder); the backbone gave {type(encoder).__name__}, which has no .{attr}"
             )
     return encoder  # type: ignore[return-value]
+
+
+def staged_copies(
+    factory: Callable[..., Any], tasks: Sequence[Any], architecture: str, **kwargs: Any
+) -> tuple[list[StagedEncoder], Mapping[str, nn.Module]]:
+    """One staged encoder per task, each from its own ``factory`` call; the heads of the first.
+
+    With pretrained weights every copy starts from them; from random init each copy is
+    initialised independently. For the architectures that mix per-task encoders stage by
+    stage (Cross-stitch, NDDR-CNN), which need at least two tasks.
+    """
+    if len(tasks) < 2:
+        raise ValueError(f"architecture {architecture!r} needs at least two tasks (one encoder copy each)")
+    encoders, heads = [], None
+    for _ in tasks:
+        encoder, task_heads = factory(tasks, **kwargs)
+        encoders.append(require_staged(encoder, architecture))
+        heads = task_heads if heads is None else heads
+    assert heads is not None
+    return encoders, heads
+
+
+def encode_linked(
+    encoders: Sequence[StagedEncoder], links: Sequence[nn.Module], x: Any, architecture: str
+) -> list[torch.Tensor]:
+    """Run per-task encoders in lockstep, ``links[i]`` mixing their features after stage ``i``."""
+    if isinstance(x, Mapping):
+        raise TypeError(f"architecture {architecture!r} takes one input shared by all tasks")
+    feats = [enc.stem(x) for enc in encoders]
+    for i, link in enumerate(links):
+        feats = link([enc.stages[i](f) for enc, f in zip(encoders, feats, strict=True)])
+    return feats
 
 
 # ----------------------------------------------------------------------------- heads

@@ -170,6 +170,15 @@ def test_stage_mixing_architectures_need_a_staged_encoder(monkeypatch: pytest.Mo
             build_model(arch, TINY, TASKS)
 
 
+@pytest.mark.parametrize("arch", ["cross_stitch", "nddr"])
+def test_per_task_encoder_architectures_need_two_tasks_and_one_input(arch: str) -> None:
+    with pytest.raises(ValueError, match="at least two tasks"):
+        build_model(arch, TINY, TASKS[:1], image_size=SIZE)
+    x, _ = _batch()
+    with pytest.raises(TypeError, match="one input shared by all tasks"):
+        _build(arch).encode({t.name: x for t in TASKS})
+
+
 def test_mtan_needs_two_blocks_per_stage() -> None:
     with pytest.raises(ValueError, match=">= 2 blocks"):
         build_model("mtan", TINY, TASKS, blocks_per_stage=1)
