@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 import torch
 
 import mtlbench
+from mtlbench.harness.runner import MethodRef, RunRequest
 from mtlbench.policies.base import GradientWeights, Observation, Policy
 
 TINY = {
@@ -21,6 +23,27 @@ TINY = {
 def _threads() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
+
+
+def tiny_grid(
+    results_dir: str | os.PathLike[str],
+    methods: tuple[str, ...] = ("ew", "rlw"),
+    seeds: tuple[int, ...] = (0, 1),
+) -> list[RunRequest]:
+    """A grid of built-in methods x seeds on the TINY MultiMNIST protocol, CPU, one thread per run."""
+    return [
+        RunRequest(
+            env_id="multimnist-hps",
+            method=MethodRef.builtin(m),
+            seed=s,
+            results_dir=str(results_dir),
+            device="cpu",
+            threads=1,
+            overrides=dict(TINY),
+        )
+        for m in methods
+        for s in seeds
+    ]
 
 
 def tiny_env(overrides: dict | None = None, **kwargs: object) -> mtlbench.env.MTLEnv:  # type: ignore[name-defined]

@@ -12,31 +12,13 @@ import pytest
 
 from mtlbench.harness import ray_backend
 from mtlbench.harness.results import read_result
-from mtlbench.harness.runner import MethodRef, RunRequest, run_grid
-from tests.conftest import TINY
+from mtlbench.harness.runner import MethodRef, run_grid
+from tests.conftest import TINY, tiny_grid
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
 
 ENV = "multimnist-hps"
-
-
-def _grid(
-    results_dir: Path, methods: tuple[str, ...] = ("ew", "rlw"), seeds: tuple[int, ...] = (0, 1)
-) -> list[RunRequest]:
-    return [
-        RunRequest(
-            env_id=ENV,
-            method=MethodRef.builtin(m),
-            seed=s,
-            results_dir=str(results_dir),
-            device="cpu",
-            threads=1,
-            overrides=dict(TINY),
-        )
-        for m in methods
-        for s in seeds
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +35,7 @@ def local_ray() -> Iterator[None]:
 
 # ------------------------------------------------------------------ with a local Ray instance
 def test_ray_results_equal_inline_results(local_ray: None, tmp_path: Path) -> None:
-    on_ray, inline = _grid(tmp_path / "ray"), _grid(tmp_path / "inline")
+    on_ray, inline = tiny_grid(tmp_path / "ray"), tiny_grid(tmp_path / "inline")
     report = run_grid(on_ray, backend="ray", progress=False)
     assert not report.failed, report.failed
     assert sorted(report.written) == sorted(r.path for r in on_ray)
@@ -97,7 +79,7 @@ def test_timeout_and_worker_crash_become_statuses(local_ray: None, tmp_path: Pat
     module = tmp_path / "crash_policy.py"
     module.write_text(CRASHING_POLICY.format(pid=os.getpid()))
     slow = replace(
-        _grid(tmp_path, methods=("ew",), seeds=(0,))[0],
+        tiny_grid(tmp_path, methods=("ew",), seeds=(0,))[0],
         timeout_s=0.5,
         overrides={**TINY, "budget.epochs": 10_000},
     )
@@ -116,7 +98,7 @@ def test_timeout_and_worker_crash_become_statuses(local_ray: None, tmp_path: Pat
 
 # ------------------------------------------------------------------ without Ray running
 def test_task_options_cpu_only_cluster() -> None:
-    request = replace(_grid(Path("unused"))[0], threads=None, device=None)
+    request = replace(tiny_grid(Path("unused"))[0], threads=None, device=None)
     to_run, options = ray_backend.task_options(request, cpus_per_gpu=None)
     assert options["num_cpus"] == 1 and "num_gpus" not in options and options["max_retries"] == 1
     assert to_run.threads == 1 and to_run.device is None
@@ -127,7 +109,7 @@ def test_task_options_cpu_only_cluster() -> None:
 def test_task_options_gpu_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     import mtlbench.registration
 
-    request = replace(_grid(Path("unused"))[0], device=None, threads=None)
+    request = replace(tiny_grid(Path("unused"))[0], device=None, threads=None)
     # an env that declares no GPU share takes a whole GPU
     monkeypatch.setattr(mtlbench.registration, "spec", lambda env_id: SimpleNamespace(gpu_fraction=None))
     to_run, options = ray_backend.task_options(request, cpus_per_gpu=8)
@@ -171,4 +153,4 @@ def test_gpu_fraction_is_validated(monkeypatch: pytest.MonkeyPatch, bad: object)
 
 def test_workers_must_be_positive() -> None:
     with pytest.raises(ValueError, match="workers must be a positive integer"):
-        list(ray_backend.run_on_ray(_grid(Path("unused")), workers=0))
+        list(ray_backend.run_on_ray(tiny_grid(Path("unused")), workers=0))

@@ -17,35 +17,17 @@ import torch
 
 import mtlbench
 from mtlbench.harness.results import Evaluation, read_result
-from mtlbench.harness.runner import MethodRef, RunRequest, run_grid
+from mtlbench.harness.runner import RunRequest, run_grid
 from mtlbench.harness.train import env_kwargs_for, train
-from tests.conftest import TINY
+from tests.conftest import TINY, tiny_grid
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = "multimnist-hps"
 
 
-def _grid(
-    results_dir: Path, methods: tuple[str, ...] = ("ew", "rlw"), seeds: tuple[int, ...] = (0, 1)
-) -> list[RunRequest]:
-    return [
-        RunRequest(
-            env_id=ENV,
-            method=MethodRef.builtin(m),
-            seed=s,
-            results_dir=str(results_dir),
-            device="cpu",
-            threads=1,
-            overrides=dict(TINY),
-        )
-        for m in methods
-        for s in seeds
-    ]
-
-
 # ------------------------------------------------------------------ (a) interrupted grid
 def test_rerun_executes_only_the_missing_run(tmp_path: Path) -> None:
-    requests = _grid(tmp_path)
+    requests = tiny_grid(tmp_path)
     first = run_grid(requests, backend="inline", progress=False)
     assert (
         sorted(first.written) == sorted(r.path for r in requests) and not first.skipped and not first.failed
@@ -67,7 +49,7 @@ def test_rerun_executes_only_the_missing_run(tmp_path: Path) -> None:
 
 
 def test_unreadable_result_is_rerun_and_kept_aside(tmp_path: Path) -> None:
-    requests = _grid(tmp_path, methods=("ew",), seeds=(0,))
+    requests = tiny_grid(tmp_path, methods=("ew",), seeds=(0,))
     path = requests[0].path
     path.parent.mkdir(parents=True)
     path.write_text('{"schema_version": 1, "env_id": "trunc')  # a torn write from an older tool
