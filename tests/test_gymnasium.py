@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +127,12 @@ def test_missing_observation_names_the_fix() -> None:
     assert isinstance(caught.value, MissingObservation)
     assert "observe=" in str(caught.value)
     assert obs.get("gramian") is None and "gramian" not in obs  # the Mapping protocol is unchanged
+    with pytest.raises(MissingObservation, match="not an observation key"):
+        obs["gramain"]
+    for copied in (pickle.loads(pickle.dumps(obs)), copy.deepcopy(obs)):  # copies keep the message
+        assert torch.equal(copied["losses"], obs["losses"])
+        with pytest.raises(MissingObservation, match="policy=policy"):
+            copied["gramian"]
 
 
 def test_action_space_describes_both_levels() -> None:

@@ -11,6 +11,7 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
+from mtlbench.policies.base import GradientWeights
 from mtlbench.wrappers import FlatObservation, SoftmaxLossWeights, TorchToNumpy, agent_env
 from tests.conftest import tiny_env
 
@@ -101,3 +102,18 @@ def test_stable_baselines3_ppo_trains_a_few_steps() -> None:
     action, _ = model.predict(env.reset(seed=1)[0], deterministic=True)
     assert env.action_space.contains(action)
     assert time.perf_counter() - start < 60
+
+
+def test_torch_to_numpy_converts_inside_gradient_level_actions() -> None:
+    """A NumPy ``GradientWeights`` reaches the env as tensors and trains like the torch one."""
+    results = []
+    for as_numpy in (False, True):
+        base = tiny_env(observe=("gramian",), overrides=TINY_RL)
+        env = TorchToNumpy(base) if as_numpy else base
+        env.reset(seed=0)
+        weights = np.array([0.5, 1.5], dtype=np.float32)
+        action = GradientWeights(weights if as_numpy else torch.from_numpy(weights))
+        env.step(action)
+        assert base.model is not None
+        results.append(torch.cat([p.detach().reshape(-1) for p in base.model.parameters()]))
+    torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
