@@ -110,10 +110,18 @@ def test_make_with_a_gradient_policy_builds_the_env_it_needs() -> None:
         obs, *_ = env.step(policy.act(obs))
 
 
-def test_make_with_policy_refuses_a_conflicting_wrt() -> None:
+def test_make_with_policy_refuses_a_conflicting_wrt_and_a_non_policy() -> None:
     policy = policies.make("mgda")
     with pytest.raises(ValueError, match=r"wrt='representation'.*policy"):
         mtlbench.make("multimnist-hps", device="cpu", policy=policy, wrt="representation")
+    with pytest.raises(TypeError, match=r"policies\.make\('mgda'\)"):
+        mtlbench.make("multimnist-hps", device="cpu", policy="mgda")
+
+
+def test_make_with_policy_adds_explicit_observations_and_accepts_a_class() -> None:
+    rlw = type(policies.make("rlw"))
+    env = mtlbench.make("multimnist-hps", device="cpu", policy=rlw, observe=("val_losses",))
+    assert env.observe == {"losses", "val_losses"} and env.wrt == "parameters"
 
 
 def test_missing_observation_names_the_fix() -> None:
