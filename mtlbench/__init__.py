@@ -7,6 +7,13 @@
 
 Random weighting (RLW / RGW; Lin et al., TMLR 2022) is the litmus test: a loss-level
 method is compared with RLW and a gradient-level one with RGW, paired by seed.
+
+Importing the package registers every built-in env, here and with Gymnasium as
+``mtlbench/<id>`` (docs/gymnasium.md), and builds nothing (no data, no model):
+
+>>> import gymnasium
+>>> env = gymnasium.make("mtlbench/multimnist-hps-v1")     # doctest: +SKIP
+>>> env = mtlbench.make("multimnist-hps", policy=policy)   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from mtlbench import policies
+from mtlbench import policies, wrappers
 from mtlbench.registration import (
     BenchmarkSpec,
     make,
@@ -46,4 +53,9 @@ __all__ = [
     "registry",
     "spec",
     "train",
+    "wrappers",
 ]
+
+# Last, once the names above exist: register the built-in envs (each family module only
+# declares specs; data and models are built by make()).
+import mtlbench.envs  # noqa: E402, F401

@@ -12,8 +12,23 @@ is the task weighting (DESIGN.md, "MTLEnv"):
   spent; ``terminated`` is true when the loss diverged (``info["diverged"]``).
 * ``evaluate(split)`` runs the frozen evaluator and returns ``{task: {metric: value}}``.
 
-Observations are dicts of torch tensors on the env's device (see
-:mod:`mtlbench.policies.base` for the keys); the hot loop never syncs with the host on
+Spaces (Gymnasium conventions; docs/gymnasium.md):
+
+* ``observation_space`` is a ``Dict`` of ``Box`` es, one per observed key (see
+  :mod:`mtlbench.policies.base`). Observations are dicts of torch tensors on the env's
+  device; asking for a key the env was not built to observe raises
+  :class:`MissingObservation`, which names the fix (``mtlbench.make(id, policy=policy)``).
+* ``action_space`` is a :class:`WeightingSpace`: at the loss level a ``(T,)`` vector of
+  non-negative loss weights (Lin et al. 2022, Eq. 1); at the gradient level a
+  :class:`GradientWeights` (signed ``(T,)`` weights of the shared-part task gradients,
+  Eq. 2) or a :class:`GradientDirection` (the ``(D,)`` update itself), each with optional
+  non-negative head weights. It samples loss weights.
+* ``spec`` is Gymnasium's ``EnvSpec`` (set by ``make``; ``max_episode_steps`` is the run's
+  number of optimisation steps); the benchmark protocol is ``bench_spec``.
+
+Gymnasium's ``check_env`` and RL libraries expect NumPy arrays: wrap the env in
+:class:`mtlbench.wrappers.TorchToNumpy` (and :func:`mtlbench.wrappers.agent_env` for a
+learning agent). The hot loop never syncs with the host on
 CUDA except every ``check_every`` steps, when divergence and action validity are checked
 (both are accumulated on the device in between, with the first offending step).
 
@@ -25,12 +40,14 @@ see the same batches and start from the same weights: comparisons are paired.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.envs.registration import EnvSpec
 from torch import nn
 
 from mtlbench.autodiff import gramian as gramian_of
@@ -44,7 +61,7 @@ from mtlbench.models.base import Representation
 from mtlbench.policies.base import KNOWN_NEEDS, GradientDirection, GradientWeights
 from mtlbench.registration import BenchmarkSpec
 
-__all__ = ["Diverged", "InvalidAction", "MTLEnv"]
+__all__ = ["Diverged", "InvalidAction", "MTLEnv", "MissingObservation", "ObservationDict", "WeightingSpace"]
 
 
 class InvalidAction(ValueError):
@@ -57,6 +74,114 @@ class InvalidAction(ValueError):
 
 class Diverged(RuntimeError):
     """A training loss became NaN or infinite."""
+
+
+class MissingObservation(KeyError):
+    """A policy asked for an observation the env was not built to provide."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the whole message
+        return str(self.args[0])
+
+
+class ObservationDict(dict[str, torch.Tensor]):
+    """An observation: a plain ``dict`` of tensors, except that a missing key says how to get it."""
+
+    __slots__ = ("_env_id", "_observed")
+
+    def __init__(self, values: Mapping[str, torch.Tensor], env_id: str, observed: frozenset[str]) -> None:
+        super().__init__(values)
+        self._env_id = env_id
+        self._observed = observed
+
+    def __missing__(self, key: str) -> torch.Tensor:
+        if key not in KNOWN_NEEDS or key == "next_losses":
+            where = "it is passed to Policy.update in info" if key == "next_losses" else "no env provides it"
+            raise MissingObservation(
+                f"{key!r} is not an observation key ({where}); observation keys: "
+                f"{sorted(KNOWN_NEEDS - {'next_losses'} | {'step', 'epoch'})}"
+            )
+        raise MissingObservation(
+            f"the env does not observe {key!r} (it observes {sorted(self._observed)}): build it for "
+            f"the policy with mtlbench.make({self._env_id!r}, policy=policy), or pass "
+            f"observe=({key!r},) to mtlbench.make"
+        )
+
+    def __reduce__(self) -> Any:  # pickle and copy keep the helpful error
+        return (ObservationDict, (dict(self), self._env_id, self._observed))
+
+
+class WeightingSpace(gym.spaces.Space[Any]):
+    """The actions an :class:`MTLEnv` accepts (Lin et al. 2022, Eq. 1 and Eq. 2).
+
+    * loss level: a ``(T,)`` float array or tensor of finite loss weights in ``loss_weights``
+      (``Box(0, inf)``);
+    * gradient level: :class:`GradientWeights` with finite ``weights`` in ``gradient_weights``
+      (``Box(-inf, inf, (T,))``: the combination may have any sign), or
+      :class:`GradientDirection` with a finite ``direction`` in ``direction`` (``Box(-inf,
+      inf, (D,))``, ``None`` when the env does not observe the Jacobian and so does not know
+      ``D``); both with ``head_weights`` ``None`` (unweighted heads) or in ``loss_weights``.
+
+    ``sample()`` draws loss weights (the one kind a generic tool can sample), from the same
+    distribution as ``loss_weights.sample()``. ``contains`` states the declaration; the env
+    validates every action it is given at ``step``.
+    """
+
+    def __init__(self, num_tasks: int, direction_dim: int | None = None, seed: int | None = None) -> None:
+        self.num_tasks = num_tasks
+        self.direction_dim = direction_dim
+        self.loss_weights = gym.spaces.Box(0.0, np.inf, shape=(num_tasks,), dtype=np.float32)
+        self.gradient_weights = gym.spaces.Box(-np.inf, np.inf, shape=(num_tasks,), dtype=np.float32)
+        self.direction = (
+            None
+            if direction_dim is None
+            else gym.spaces.Box(-np.inf, np.inf, shape=(direction_dim,), dtype=np.float32)
+        )
+        super().__init__(shape=None, dtype=None, seed=seed)
+
+    def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:
+        if mask is not None or probability is not None:
+            raise ValueError("WeightingSpace.sample takes no mask or probability")
+        # what Box(0, inf).sample() draws: Exp(1) above the lower bound 0
+        return self.np_random.exponential(size=self.num_tasks).astype(np.float32)
+
+    def contains(self, x: Any) -> bool:
+        if isinstance(x, GradientWeights | GradientDirection):
+            heads_ok = x.head_weights is None or _in_box(self.loss_weights, x.head_weights)
+            if isinstance(x, GradientWeights):
+                return heads_ok and _in_box(self.gradient_weights, x.weights)
+            if self.direction is None:
+                d = _as_numpy(x.direction)
+                return heads_ok and d is not None and d.ndim == 1 and bool(np.isfinite(d).all())
+            return heads_ok and _in_box(self.direction, x.direction)
+        return _in_box(self.loss_weights, x)
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False  # three kinds of action, not one array
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, WeightingSpace)
+            and other.num_tasks == self.num_tasks
+            and other.direction_dim == self.direction_dim
+        )
+
+    def __repr__(self) -> str:
+        return f"WeightingSpace(num_tasks={self.num_tasks}, direction_dim={self.direction_dim})"
+
+
+def _as_numpy(value: Any) -> np.ndarray | None:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return value if isinstance(value, np.ndarray) else None
+
+
+def _in_box(box: gym.spaces.Box, value: Any) -> bool:
+    """``value`` is a float array or tensor in ``box`` and finite (Box alone admits +-inf)."""
+    array = _as_numpy(value)
+    if array is None or not np.issubdtype(array.dtype, np.floating):
+        return False
+    return box.contains(array.astype(box.dtype, copy=False)) and bool(np.isfinite(array).all())
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
@@ -99,6 +224,7 @@ class MTLEnv(gym.Env):
                 f"{EVALUATOR_VERSION}; install the mtlbench release that matches the env version"
             )
         self.bench_spec = spec
+        self._gym_spec: EnvSpec | None = None  # set by make(); see the spec property
         self.official = official
         self.device = _resolve_device(device)
         self.num_workers = num_workers
@@ -126,8 +252,8 @@ class MTLEnv(gym.Env):
         self.steps_per_epoch = min(n_batches, spec.budget.steps_per_epoch or n_batches)
         self.total_steps = self.steps_per_epoch * spec.budget.epochs
 
-        self.action_space = gym.spaces.Box(0.0, np.inf, shape=(self.num_tasks,), dtype=np.float32)
         self.observation_space = self._make_observation_space()
+        self.action_space = WeightingSpace(self.num_tasks, self._direction_dim())
         self.model: MTLModel | None = None
         self._adapters: nn.ModuleList | None = None
 
@@ -149,6 +275,29 @@ class MTLEnv(gym.Env):
                 if key in self.observe:
                     spaces[key] = gym.spaces.Box(-np.inf, np.inf, shape=(t, d), dtype=np.float32)
         return gym.spaces.Dict(spaces)
+
+    def _direction_dim(self) -> int | None:
+        """Length of a :class:`GradientDirection`: the Jacobian's width, when the env observes it."""
+        for key in ("jacobian", "val_jacobian"):
+            if key in self.observation_space.spaces:
+                return int(self.observation_space[key].shape[1])  # type: ignore[index]
+        return None
+
+    @property
+    def spec(self) -> EnvSpec | None:
+        """Gymnasium's ``EnvSpec`` of this env (``make`` sets it); the protocol is :attr:`bench_spec`.
+
+        The env truncates itself when the budget is spent, so ``max_episode_steps`` is
+        :attr:`total_steps`; a spec set without it (``gymnasium.make`` sets ``None`` on the
+        unwrapped env) gets it filled in.
+        """
+        return self._gym_spec
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        if value is not None and value.max_episode_steps is None:
+            value = dataclasses.replace(value, max_episode_steps=self.total_steps)
+        self._gym_spec = value
 
     def _meta_representation(self) -> list[torch.Tensor]:
         """The representation of a one-example batch, computed on the meta device (no memory)."""
@@ -277,11 +426,13 @@ class MTLEnv(gym.Env):
         losses = self._losses(batch, keep=True)
         self._train_losses = losses
         self._jac: torch.Tensor | None = None
-        obs: dict[str, torch.Tensor] = {
-            "losses": losses.detach(),
-            "step": torch.tensor(self.global_step, dtype=torch.int64),
-            "epoch": torch.tensor(self.epoch, dtype=torch.int64),
-        }
+        obs = self._observation(
+            {
+                "losses": losses.detach(),
+                "step": torch.tensor(self.global_step, dtype=torch.int64),
+                "epoch": torch.tensor(self.epoch, dtype=torch.int64),
+            }
+        )
         if self.observe & {"jacobian", "gramian"}:
             self._jac = jacobian_of(losses, self._jacobian_inputs(self._rep_in), retain_graph=True)
             if "jacobian" in self.observe:
@@ -388,13 +539,18 @@ class MTLEnv(gym.Env):
         obs = self._forward(self._batch)
         return obs, reward, False, False, info
 
+    def _observation(self, values: Mapping[str, torch.Tensor]) -> ObservationDict:
+        return ObservationDict(values, self.bench_spec.id, frozenset(self.observation_space.spaces))
+
     def _last_obs_stub(self) -> dict[str, torch.Tensor]:
         """Observation returned at the end of an episode (no further forward pass)."""
-        obs = {
-            "losses": self._train_losses.detach(),
-            "step": torch.tensor(self.global_step, dtype=torch.int64),
-            "epoch": torch.tensor(self.epoch, dtype=torch.int64),
-        }
+        obs = self._observation(
+            {
+                "losses": self._train_losses.detach(),
+                "step": torch.tensor(self.global_step, dtype=torch.int64),
+                "epoch": torch.tensor(self.epoch, dtype=torch.int64),
+            }
+        )
         for key, space in self.observation_space.spaces.items():
             if key not in obs:
                 assert space.shape is not None  # every observation space is a Box
@@ -591,10 +747,6 @@ class MTLEnv(gym.Env):
         self.model = None
         self._release_graph()
         super().close()
-
-    @property
-    def unwrapped_spec(self) -> BenchmarkSpec:
-        return self.bench_spec
 
 
 # ---------------------------------------------------------------------- helpers

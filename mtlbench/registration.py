@@ -3,7 +3,15 @@
 Modelled on Gymnasium's ``envs/registration.py``: one module owns a plain dict of frozen
 specs; an id ``[namespace/]name-vN`` is parsed once, in ``__post_init__``; ``make`` is a
 few named steps (find the spec, split runtime from protocol arguments, load the entry
-point). Every mtlbench env is also registered with Gymnasium as ``mtlbench/<id>``.
+point). Every mtlbench env is also registered with Gymnasium as ``mtlbench/<id>`` when the
+package is imported, so ``import mtlbench`` is enough for
+``gymnasium.make("mtlbench/multimnist-hps-v1")`` (docs/gymnasium.md).
+
+``make`` sets ``env.spec`` as ``gymnasium.make`` does: a Gymnasium ``EnvSpec`` with the
+Gymnasium id, the ``make`` arguments as ``kwargs`` (``gymnasium.make(env.spec)`` rebuilds the
+env) and ``max_episode_steps`` = the run's optimisation steps. The protocol is
+``env.bench_spec``. ``make(id, policy=policy)`` builds the env a policy needs (what it
+observes, and w.r.t. what gradient-level actions are taken).
 
 A spec holds the whole *protocol* of a benchmark (data, tasks, model, budget, optimiser,
 evaluator version); its SHA-256 over canonical JSON goes into every result file. Runtime
@@ -39,6 +47,7 @@ __all__ = [
     "RegistrationError",
     "TaskSpec",
     "VersionNotFound",
+    "gymnasium_id",
     "make",
     "parse_env_id",
     "pprint_registry",
@@ -237,12 +246,16 @@ def register(spec_: BenchmarkSpec, *, override: bool = False) -> None:
     _register_with_gymnasium(spec_)
 
 
+def gymnasium_id(spec_: BenchmarkSpec) -> str:
+    """The id of ``spec_`` in Gymnasium's registry: ``mtlbench/<id>`` (an id with its own namespace keeps it)."""
+    return f"mtlbench/{spec_.id}" if spec_.namespace is None else spec_.id
+
+
 def _register_with_gymnasium(spec_: BenchmarkSpec) -> None:
     import gymnasium
 
-    gym_id = f"mtlbench/{spec_.id}" if spec_.namespace is None else spec_.id
     gymnasium.register(
-        id=gym_id,
+        id=gymnasium_id(spec_),
         entry_point="mtlbench.registration:_gymnasium_entry_point",
         kwargs={"env_id": spec_.id},
         disable_env_checker=True,
@@ -286,15 +299,22 @@ def spec(env_id: str) -> BenchmarkSpec:
     return found
 
 
-def make(env_id: str | BenchmarkSpec, **kwargs: Any) -> MTLEnv:
+def make(env_id: str | BenchmarkSpec, *, policy: Any = None, **kwargs: Any) -> MTLEnv:
     """Build the environment ``env_id``.
 
     Runtime keyword arguments (``device``, ``data_root``, ``num_workers``, ``observe``,
     ``wrt``, ``precision``) never change the protocol. ``overrides={"budget.epochs": 1}``
-    changes protocol fields and marks the env unofficial.
+    changes protocol fields and marks the env unofficial. ``policy`` (a
+    :class:`~mtlbench.policies.base.Policy`, instance or class) sets ``observe`` and ``wrt``
+    to what it needs (:func:`mtlbench.harness.train.env_kwargs_for`); an explicit ``observe``
+    adds to its needs, an explicit ``wrt`` must agree with it.
+
+    The env's ``spec`` is a Gymnasium ``EnvSpec`` (see the module docstring).
     """
     spec_ = env_id if isinstance(env_id, BenchmarkSpec) else spec(env_id)
     overrides = kwargs.pop("overrides", None) or {}
+    if policy is not None:
+        kwargs = _with_policy_needs(spec_.id, policy, kwargs)
     unknown = set(kwargs) - RUNTIME_KWARGS
     if unknown:
         raise TypeError(
@@ -302,11 +322,58 @@ def make(env_id: str | BenchmarkSpec, **kwargs: Any) -> MTLEnv:
             f"{sorted(RUNTIME_KWARGS)}, protocol changes go in overrides={{'path.to.field': value}}"
         )
     official = not overrides
+    registered = spec_
     if overrides:
         spec_ = spec_.replace(overrides)
     module_name, _, attr = spec_.entry_point.partition(":")
     env_cls = getattr(importlib.import_module(module_name), attr)
-    return env_cls(spec_, official=official, **kwargs)
+    env = env_cls(spec_, official=official, **kwargs)
+    env.spec = _gymnasium_spec(registered, kwargs, overrides)
+    return env
+
+
+def _with_policy_needs(env_id: str, policy: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with ``observe`` and ``wrt`` set to what ``policy`` needs."""
+    if not all(hasattr(policy, a) for a in ("needs", "level", "wrt")):
+        raise TypeError(
+            f"make({env_id!r}, policy=...) takes a mtlbench Policy (e.g. mtlbench.policies.make('mgda')), "
+            f"got {policy!r}"
+        )
+    from mtlbench.harness.train import env_kwargs_for
+
+    needed = env_kwargs_for(policy)
+    name = getattr(policy, "name", type(policy).__name__)
+    if "wrt" in kwargs and kwargs["wrt"] != needed["wrt"]:
+        raise ValueError(
+            f"make({env_id!r}) got wrt={kwargs['wrt']!r}, but policy {name!r} needs "
+            f"wrt={needed['wrt']!r}; drop the wrt argument"
+        )
+    observe = tuple(sorted(set(kwargs.get("observe", ())) | set(needed["observe"])))
+    return {**kwargs, "observe": observe, "wrt": needed["wrt"]}
+
+
+def _gymnasium_spec(
+    registered: BenchmarkSpec, kwargs: Mapping[str, Any], overrides: Mapping[str, Any]
+) -> Any:
+    """The ``EnvSpec`` ``gymnasium.make`` would give this env; ``gymnasium.make(it)`` rebuilds it.
+
+    ``max_episode_steps`` is left to the env (its budget; see ``MTLEnv.spec``).
+    """
+    from gymnasium.envs.registration import EnvSpec
+
+    # a spec passed to make() as an object (not from the registry) travels as itself
+    env_id: str | BenchmarkSpec = registered.id if registry.get(registered.id) == registered else registered
+    spec_kwargs = {"env_id": env_id, **kwargs}
+    if overrides:
+        spec_kwargs["overrides"] = dict(overrides)
+    return EnvSpec(
+        id=gymnasium_id(registered),
+        entry_point="mtlbench.registration:_gymnasium_entry_point",
+        nondeterministic=False,
+        order_enforce=False,
+        disable_env_checker=True,
+        kwargs=spec_kwargs,
+    )
 
 
 def pprint_registry(*, print_output: bool = True) -> str | None:

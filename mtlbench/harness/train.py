@@ -37,7 +37,7 @@ __all__ = ["env_kwargs_for", "train"]
 
 
 def env_kwargs_for(policy: Policy) -> dict[str, Any]:
-    """The runtime ``make`` arguments an env needs to serve ``policy``."""
+    """The runtime ``make`` arguments an env needs to serve ``policy`` (what ``make(id, policy=policy)`` uses)."""
     return {
         "observe": tuple(sorted(policy.needs)),
         "wrt": policy.wrt if policy.level == "gradient" else "parameters",
@@ -49,7 +49,7 @@ def _check_compatible(env: MTLEnv, policy: Policy) -> None:
     if missing:
         raise ValueError(
             f"policy {policy.name!r} needs {sorted(missing)} but the env observes only {sorted(env.observe)}; "
-            f"build it with mtlbench.make(id, **mtlbench.harness.train.env_kwargs_for(policy))"
+            f"build it with mtlbench.make({env.bench_spec.id!r}, policy=policy)"
         )
     if policy.level == "gradient" and env.wrt != policy.wrt:
         raise ValueError(

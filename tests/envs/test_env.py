@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
-from gymnasium.wrappers.array_conversion import ArrayConversion
 
 from mtlbench import policies
 from mtlbench.env import InvalidAction
 from mtlbench.policies.base import GradientDirection, GradientWeights
+from mtlbench.wrappers import TorchToNumpy
 from tests.conftest import tiny_env
 
 
@@ -21,12 +21,12 @@ def test_check_env_passes() -> None:
 
     * Observations are torch tensors on the env's device (so the hot loop never syncs);
       the checker compares observations with numpy semantics, so it runs on the env seen
-      through Gymnasium's own ``ArrayConversion`` wrapper (torch -> numpy), which changes
-      nothing but the array type.
+      through the shipped :class:`mtlbench.wrappers.TorchToNumpy` (torch -> numpy), which
+      changes nothing but the array type.
     * ``skip_render_check``: a training run has nothing to render.
     Its determinism checks (same seed, same first observation) run and pass.
     """
-    env = ArrayConversion(tiny_env(), env_xp=torch, target_xp=np)
+    env = TorchToNumpy(tiny_env())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         check_env(env, skip_render_check=True)
@@ -38,7 +38,7 @@ def test_spaces_describe_observations() -> None:
     assert set(obs) == {"losses", "gramian", "step", "epoch"}
     assert env.observation_space["gramian"].shape == (2, 2)
     assert env.observation_space.contains({k: v.numpy() for k, v in obs.items()})
-    assert env.action_space.shape == (2,)
+    assert env.action_space.loss_weights.shape == (2,)
     assert info["steps_per_epoch"] == 4
 
 
