@@ -32,11 +32,11 @@ class Method:
     label: str  # as it appears in error messages
     weights: Callable[[torch.Tensor], torch.Tensor]
     scale_power: float  # weights(s G) = s^{-p} weights(G)
-    atol: float  # of equivariance checks (Frank-Wolfe is only approximate)
+    atol: float  # of equivariance checks
 
 
 METHODS = [
-    Method("MGDA", mgda_weights, 0.0, 1e-4),
+    Method("MGDA", mgda_weights, 0.0, 1e-9),
     Method("IMTL-G", imtl_g_weights, 0.0, 1e-9),
     Method("CAGrad", cagrad_weights, 0.0, 1e-7),
     Method("Nash-MTL", nash_mtl_weights, 0.5, 1e-7),
