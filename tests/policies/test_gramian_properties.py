@@ -20,6 +20,7 @@ from mtlbench import policies
 from mtlbench.policies import KNOWN_NEEDS, GradientWeights, PolicyError
 from mtlbench.policies.aligned_mtl import aligned_mtl_weights
 from mtlbench.policies.cagrad import cagrad_weights
+from mtlbench.policies.dualproj import dualproj_weights
 from mtlbench.policies.fairgrad import fairgrad_weights
 from mtlbench.policies.imtl_g import imtl_g_weights
 from mtlbench.policies.mgda import mgda_weights
@@ -42,13 +43,34 @@ METHODS = [
     Method("Nash-MTL", nash_mtl_weights, 0.5, 1e-7),
     Method("Aligned-MTL", aligned_mtl_weights, 0.0, 1e-9),
     Method("UPGrad", upgrad_weights, 0.0, 1e-7),
+    Method("DualProj", dualproj_weights, 0.0, 1e-7),
     Method("FairGrad", fairgrad_weights, 0.5, 1e-7),
     Method("FairGrad", lambda G: fairgrad_weights(G, alpha=2.0), 2.0 / 3.0, 1e-7),
 ]
-IDS = ["mgda", "imtl-g", "cagrad", "nash-mtl", "aligned-mtl", "upgrad", "fairgrad", "fairgrad-alpha2"]
+IDS = [
+    "mgda",
+    "imtl-g",
+    "cagrad",
+    "nash-mtl",
+    "aligned-mtl",
+    "upgrad",
+    "dualproj",
+    "fairgrad",
+    "fairgrad-alpha2",
+]
 
 #: Registered ids of the policies in these modules, with their level-specific declarations.
-POLICY_IDS = ["mgda", "mgda-ub", "imtl-g", "cagrad", "nash-mtl", "aligned-mtl", "upgrad", "fairgrad"]
+POLICY_IDS = [
+    "mgda",
+    "mgda-ub",
+    "imtl-g",
+    "cagrad",
+    "nash-mtl",
+    "aligned-mtl",
+    "upgrad",
+    "dualproj",
+    "fairgrad",
+]
 
 
 def jacobian(num_tasks: int, dim: int, seed: int) -> torch.Tensor:
