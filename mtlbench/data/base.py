@@ -172,6 +172,12 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _drop_empty(folder: Path, created: bool) -> None:
+    """Remove ``folder`` if this call created it and nothing was written to it."""
+    if created and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
 def download(
     url: str,
     dest: Path,
@@ -194,6 +200,7 @@ def download(
         if sha256 is None or digest == sha256:
             return digest
         dest.unlink()
+    created = not dest.parent.exists()
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     start = part.stat().st_size if part.exists() else 0
@@ -220,8 +227,10 @@ def download(
                     bar.update(len(chunk))
     except urllib.error.HTTPError as err:
         if err.code != 416:  # 416: nothing left to fetch, the partial file is complete
+            _drop_empty(dest.parent, created)
             raise DownloadFailed(url, f"HTTP {err.code} {err.reason}", name) from err
     except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
+        _drop_empty(dest.parent, created)  # a partial download stays, to be resumed
         raise DownloadFailed(url, getattr(err, "reason", err), name) from err
     digest = file_sha256(part)
     if sha256 is not None and digest != sha256:
