@@ -237,21 +237,16 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
-    from mtlbench.registration import pprint_registry
+    from mtlbench.listing import format_envs
 
-    pprint_registry()
+    print(format_envs(getattr(args, "data_root", None)))
     return 0
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
-    from mtlbench import policies
+    from mtlbench.listing import format_methods
 
-    for name in policies.registry:
-        try:
-            cls = policies.load(name)
-            print(f"{name:<12} {cls.level:<9} needs={','.join(sorted(cls.needs))}")
-        except (ImportError, AttributeError) as err:
-            print(f"{name:<12} (unavailable: {err})")
+    print(format_methods())
     return 0
 
 

@@ -1,7 +1,7 @@
 """MTLEnv: one training run of a multi-task model as a ``gymnasium.Env``.
 
 One episode is one training run; one ``step(action)`` is one optimisation step whose action
-is the task weighting (DESIGN.md, "MTLEnv"):
+is the task weighting (docs/design.md, "MTLEnv"):
 
 * ``reset(seed)`` builds the model, optimiser and data order from the seed alone, runs the
   first forward pass and returns the first observation.

@@ -8,6 +8,11 @@ Every dataset module under :mod:`mtlbench.data` exposes module-level functions::
     def prepare(root: Path, source: Path | None) -> None   # documented preparation
     DESCRIPTION: str                                      # source, sizes, licence, splits
 
+and registers a :class:`Source` per dataset name (where the files come from and the exact
+``mtlbench data prepare`` command that installs them), which every "not found", offline
+and status message quotes. :func:`download` is the one downloader (resumable, with a
+progress bar).
+
 A split is an :class:`MTLDataset`: items are ``(x, {task: y})``. The env asks it for
 batches with a ``torch.Generator`` seeded from the run seed only, so data order never
 depends on the policy. :class:`TensorMTLDataset` keeps everything in memory (and on the
@@ -18,7 +23,11 @@ through ``torch.utils.data.DataLoader`` with workers.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
+import shutil
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,32 +35,123 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 Batch = tuple[Any, dict[str, torch.Tensor]]
 
 __all__ = [
+    "SOURCES",
     "Batch",
     "DatasetCorrupt",
     "DatasetNotFound",
+    "DownloadFailed",
     "MTLDataset",
+    "Source",
+    "SourceRequired",
     "Splits",
     "TensorMTLDataset",
     "data_root",
+    "download",
+    "file_sha256",
     "ids_sha256",
     "move_to",
+    "prepare_command",
+    "register_source",
 ]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where dataset ``name``'s files come from and how ``mtlbench data prepare`` takes them.
+
+    ``url`` is the page or file to get them from, ``files`` what to get, ``path`` what
+    ``--source PATH`` must name. ``downloads``: ``prepare NAME`` fetches ``url`` itself
+    (``--source`` is the offline alternative). ``bundled``: the data ships inside an
+    installed package and nothing is fetched.
+    """
+
+    name: str
+    url: str
+    files: str
+    path: str = "the downloaded archive, or the folder it was extracted to"
+    downloads: bool = False
+    bundled: bool = False
+
+    @property
+    def command(self) -> str:
+        """The command that installs the dataset from what is on this machine."""
+        if self.downloads or self.bundled:
+            return f"mtlbench data prepare {self.name}"
+        return f"mtlbench data prepare {self.name} --source PATH"
+
+    def instructions(self) -> str:
+        """Where to get the files and exactly how to pass them (one paragraph)."""
+        if self.bundled:
+            return f"{self.name} ships with {self.files} ({self.url}); run `{self.command}`."
+        manual = (
+            f"get {self.files} from {self.url} and run "
+            f"`mtlbench data prepare {self.name} --source PATH` with PATH {self.path}."
+        )
+        if self.downloads:
+            return f"`{self.command}` downloads {self.url}; without network access, {manual}"
+        return f"{self.name} cannot be downloaded automatically: {manual}"
+
+
+#: dataset name -> its :class:`Source`, registered by the dataset modules
+SOURCES: dict[str, Source] = {}
+
+
+def register_source(*sources: Source) -> None:
+    for source in sources:
+        SOURCES[source.name] = source
+
+
+def prepare_command(name: str) -> str:
+    """The ``mtlbench data prepare`` command that works for ``name`` (``--source`` when needed)."""
+    source = SOURCES.get(name)
+    return source.command if source is not None else f"mtlbench data prepare {name}"
 
 
 class DatasetNotFound(FileNotFoundError):
     """The dataset is not under the data root; the message names the prepare command."""
 
     def __init__(self, name: str, root: Path, missing: str) -> None:
+        source = SOURCES.get(name)
+        how = f"Run `{prepare_command(name)}`" + (
+            f" ({source.instructions()})" if source is not None and not source.bundled else ""
+        )
         super().__init__(
             f"dataset {name!r} not found under the data root {root} ({missing} is missing). "
-            f"Run `mtlbench data prepare {name}` (see `mtlbench data list`), or point "
-            "MTLBENCH_DATA / data_root= at a prepared copy."
+            f"{how}, or point MTLBENCH_DATA / data_root= at a prepared copy."
         )
         self.name, self.root = name, root
+
+
+class SourceRequired(FileNotFoundError, ValueError):
+    """``prepare`` needs ``--source`` for a dataset that cannot be downloaded automatically.
+
+    Both a ``FileNotFoundError`` and a ``ValueError`` (the two forms modules raised before).
+    """
+
+    def __init__(self, *names: str) -> None:
+        texts = [SOURCES[n].instructions() if n in SOURCES else f"{n} needs --source PATH" for n in names]
+        super().__init__(" ".join(texts))
+        self.names = names
+
+
+class DownloadFailed(OSError):
+    """A download failed (offline, refused, HTTP error); says how to install without it."""
+
+    def __init__(self, url: str, reason: object, name: str | None = None) -> None:
+        source = SOURCES.get(name) if name else None
+        what = f"could not download {url} ({reason})."
+        if source is not None:
+            what += (
+                f" Without network access, get {source.files} from {source.url} on another machine and "
+                f"run `mtlbench data prepare {source.name} --source PATH` with PATH {source.path}."
+            )
+        super().__init__(what)
+        self.url = url
 
 
 class DatasetCorrupt(ValueError):
@@ -59,9 +159,90 @@ class DatasetCorrupt(ValueError):
 
     def __init__(self, name: str, path: str | os.PathLike[str], problem: str) -> None:
         super().__init__(
-            f"dataset {name!r}: {path} is corrupt ({problem}). Re-run `mtlbench data prepare {name}` "
+            f"dataset {name!r}: {path} is corrupt ({problem}). Re-run `{prepare_command(name)}` "
             f"or `mtlbench data verify {name}` for a full check."
         )
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _drop_empty(folder: Path, created: bool) -> None:
+    """Remove ``folder`` if this call created it and nothing was written to it."""
+    if created and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def download(
+    url: str,
+    dest: Path,
+    sha256: str | None = None,
+    *,
+    name: str | None = None,
+    timeout: float = 60.0,
+    progress: bool = True,
+) -> str:
+    """Download ``url`` to ``dest``, resuming a partial ``dest.part``; check ``sha256`` when given.
+
+    Shows a tqdm progress bar (bytes, on stderr) unless ``progress`` is False. Returns the
+    file's SHA-256; the file appears at ``dest`` only when complete and checked, with the
+    digest in ``dest.sha256``. A network failure raises :class:`DownloadFailed`, whose
+    message says how to install dataset ``name`` from files fetched elsewhere.
+    """
+    dest = Path(dest)
+    if dest.is_file():
+        digest = file_sha256(dest)
+        if sha256 is None or digest == sha256:
+            return digest
+        dest.unlink()
+    created = not dest.parent.exists()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    start = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            resumed = start > 0 and getattr(response, "status", 200) == 206
+            length = response.headers.get("Content-Length")
+            total = int(length) + (start if resumed else 0) if length and length.isdigit() else None
+            with (
+                part.open("ab" if resumed else "wb") as f,
+                tqdm(
+                    total=total,
+                    initial=start if resumed else 0,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=dest.name,
+                    disable=not progress,
+                ) as bar,
+            ):
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    f.write(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as err:
+        if err.code != 416:  # 416: nothing left to fetch, the partial file is complete
+            _drop_empty(dest.parent, created)
+            raise DownloadFailed(url, f"HTTP {err.code} {err.reason}", name) from err
+    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
+        _drop_empty(dest.parent, created)  # a partial download stays, to be resumed
+        raise DownloadFailed(url, getattr(err, "reason", err), name) from err
+    digest = file_sha256(part)
+    if sha256 is not None and digest != sha256:
+        part.unlink()
+        raise DatasetCorrupt(
+            name or dest.name,
+            dest,
+            f"SHA-256 {digest} != expected {sha256}; the partial download was removed",
+        )
+    shutil.move(part, dest)
+    dest.with_name(dest.name + ".sha256").write_text(f"{digest}  {dest.name}\n")
+    return digest
 
 
 def data_root(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -40,7 +40,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mtlbench.data.base import Batch, DatasetCorrupt, DatasetNotFound, MTLDataset, Splits, ids_sha256, move_to
+from mtlbench.data.base import (
+    Batch,
+    DatasetCorrupt,
+    DatasetNotFound,
+    MTLDataset,
+    Source,
+    SourceRequired,
+    Splits,
+    ids_sha256,
+    move_to,
+    register_source,
+)
 from mtlbench.data.multi_input import read_image
 
 __all__ = [
@@ -87,6 +98,17 @@ FILE_MD5 = {
 ATTR_FILE, PARTITION_FILE, IMAGE_DIR = "list_attr_celeba.txt", "list_eval_partition.txt", "img_align_celeba"
 
 log = logging.getLogger(__name__)
+
+register_source(
+    Source(
+        name=NAME,
+        url="https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html",
+        files="Img/img_align_celeba.zip, Anno/list_attr_celeba.txt and Eval/list_eval_partition.txt "
+        "(the 'Align&Cropped Images' Google Drive folder linked on the page; "
+        "torchvision.datasets.CelebA(root, download=True) fetches the same files)",
+        path="a folder that holds these three files (at any depth)",
+    )
+)
 
 
 class _Images(Dataset):
@@ -331,11 +353,7 @@ def prepare(root: Path, source: Path | None = None) -> None:
     complete; the annotation checksums are checked first and ``verify`` runs at the end.
     """
     if source is None:
-        raise ValueError(
-            "CelebA cannot be downloaded automatically: download img_align_celeba.zip, "
-            "list_attr_celeba.txt and list_eval_partition.txt from the CelebA page and run "
-            "`mtlbench data prepare celeba --source <folder>`"
-        )
+        raise SourceRequired(NAME)
     root, source = Path(root), Path(source)
     found: dict[str, Any] = {f: _find(source, f) for f in (ATTR_FILE, PARTITION_FILE)}
     for f, path in found.items():

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mtlbench.data.base import Splits
+from mtlbench.data.base import Source, Splits, register_source
 from mtlbench.data.nyuv2 import (
     UPSTREAM_TEST,
     UPSTREAM_TRAIN,
@@ -114,6 +114,16 @@ LAYOUT = NpyLayout(
         f"the MTAN-preprocessed CityScapes ({SOURCE_URL}, linked from https://github.com/lorenmt/mtan "
         "and LibMTL's examples/cityscapes); extract it so that the folder holds train/ and val/"
     ),
+)
+
+register_source(
+    Source(
+        name=NAME,
+        url=SOURCE_URL,
+        files="the MTAN-preprocessed CityScapes (a folder with train/ and val/; linked from "
+        "https://github.com/lorenmt/mtan and LibMTL's examples/cityscapes)",
+        path="that folder (the one holding train/ and val/) or its parent",
+    )
 )
 
 DESCRIPTION = (

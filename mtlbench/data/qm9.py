@@ -75,7 +75,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mtlbench.data.base import DatasetCorrupt, DatasetNotFound, Splits, TensorMTLDataset, ids_sha256
+from mtlbench.data.base import (
+    DatasetCorrupt,
+    DatasetNotFound,
+    Source,
+    Splits,
+    TensorMTLDataset,
+    ids_sha256,
+    register_source,
+)
 
 NAME = "qm9"
 REVISION = "qm9pack-1.0.3/csv/rule-v1"
@@ -183,6 +191,15 @@ _ID_RE = re.compile(rb'^"?dsgdb9nsd_(\d+)\.xyz"?,')
 _FILE_RE = re.compile(r"dsgdb9nsd_(\d+)\.xyz")
 
 log = logging.getLogger(__name__)
+
+register_source(
+    Source(
+        name="qm9",
+        url="https://pypi.org/project/qm9pack/",
+        files="the qm9pack package (its CSVs; `pip install qm9pack`)",
+        bundled=True,
+    )
+)
 
 
 # ------------------------------------------------------------------------------ parsing

@@ -46,15 +46,12 @@ downloads the two official archives.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import logging
 import os
 import shutil
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +59,15 @@ from typing import Any
 
 import torch
 
-from mtlbench.data.base import DatasetCorrupt, DatasetNotFound, Splits, ids_sha256
+from mtlbench.data.base import (
+    DatasetCorrupt,
+    DatasetNotFound,
+    Source,
+    Splits,
+    download,
+    ids_sha256,
+    register_source,
+)
 from mtlbench.data.multi_input import MultiInputDataset, TensorPart, safe_extractall
 
 __all__ = [
@@ -115,6 +120,23 @@ ARCHIVE_SHA256: dict[str, str | None] = {"pawsx": None, "udpos": None}
 SPLIT_SHA256: dict[str, dict[str, str]] = {"pawsx": {}, "udpos": {}}
 
 log = logging.getLogger(__name__)
+
+register_source(
+    Source(
+        name="pawsx",
+        url=URLS["pawsx"],
+        files="x-final.tar.gz",
+        path="that archive (or the folder it was extracted to)",
+        downloads=True,
+    ),
+    Source(
+        name="udpos",
+        url=URLS["udpos"],
+        files="ud-treebanks-v2.5.tgz (Universal Dependencies 2.5, http://hdl.handle.net/11234/1-3105)",
+        path="that archive (or the folder it was extracted to)",
+        downloads=True,
+    ),
+)
 
 
 # ----------------------------------------------------------------------------- readers
@@ -456,48 +478,6 @@ def verify(root: Path, *, name: str | None = None) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- prepare
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def download(url: str, dest: Path, sha256: str | None = None, *, timeout: float = 60.0) -> str:
-    """Download ``url`` to ``dest``, resuming a partial ``dest.part``; check ``sha256`` when given.
-
-    Returns the file's SHA-256. The file appears at ``dest`` only when complete and checked.
-    """
-    dest = Path(dest)
-    if dest.is_file():
-        digest = _sha256(dest)
-        if sha256 is None or digest == sha256:
-            return digest
-        dest.unlink()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    start = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            resumed = start > 0 and response.status == 206
-            with part.open("ab" if resumed else "wb") as f:
-                shutil.copyfileobj(response, f, length=1 << 20)
-    except urllib.error.HTTPError as err:
-        if err.code != 416:  # 416: nothing left to fetch, the partial file is complete
-            raise
-    digest = _sha256(part)
-    if sha256 is not None and digest != sha256:
-        part.unlink()
-        raise DatasetCorrupt(
-            NAME, dest, f"SHA-256 {digest} != expected {sha256}; the partial download was removed"
-        )
-    part.rename(dest)
-    dest.with_name(dest.name + ".sha256").write_text(f"{digest}  {dest.name}\n")
-    return digest
-
-
 def _install_pawsx(root: Path, archive: Path, languages: Sequence[str]) -> None:
     with tempfile.TemporaryDirectory(dir=root, prefix=".pawsx-") as tmp:
         if archive.is_dir():
@@ -574,7 +554,7 @@ def prepare(root: Path, source: Path | None = None, *, name: str | None = None) 
         if archive is None:
             dest = root / f"{n}.download" / URLS[n].rsplit("/", 1)[-1]
             log.info("downloading %s to %s", URLS[n], dest)
-            digest = download(URLS[n], dest, ARCHIVE_SHA256[n])
+            digest = download(URLS[n], dest, ARCHIVE_SHA256[n], name=n)
             log.info("%s sha256 %s", dest.name, digest)
             archive = dest
         if not archive.exists():

@@ -9,7 +9,8 @@ encoder and ``Dropout(0.1) - Linear(768, C)`` per language; cross-entropy; Adam 
 learning rate 2e-5 and no weight decay (LibMTL runs ``AdamW(lr=2e-5, eps=1e-8)``, whose
 weight decay defaults to 0), batch 32 *per language*. The paper states no epoch count; we
 take XTREME's fine-tuning budgets, 5 epochs for PAWS-X and 10 for UD-POS, at a constant
-learning rate, an epoch being one pass over the largest language. Evaluation on val (dev)
+learning rate, an epoch being one pass over the largest language. LibMTL's example defaults
+to 100 epochs (a generic argparse default); docs/envs/xtreme.md says why we keep 5. Evaluation on val (dev)
 and test after every epoch.
 
 * ``pawsx-hps-v1``: en, zh, de, es; sentence-pair classification from the pooled

@@ -1,6 +1,6 @@
 """The frozen evaluation protocol: per-task metrics, delta_p / delta_m and the evaluator.
 
-See DESIGN.md, "The evaluation protocol", and the docstrings of
+See docs/design.md, "The evaluation protocol", and the docstrings of
 :mod:`mtlbench.evaluation.metrics` (metric definitions and units),
 :mod:`mtlbench.evaluation.scores` (delta_p, delta_m) and
 :mod:`mtlbench.evaluation.evaluator` (``EVALUATOR_VERSION``).

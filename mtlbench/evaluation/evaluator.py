@@ -3,7 +3,7 @@
 :class:`Evaluator` is what ``MTLEnv.evaluate(split)`` feeds, batch by batch, with the model's
 outputs and the targets (both ``{task: tensor}``), and reads once at the end of the split as
 ``{task: {metric: value}}``. Accumulation stays on the device; :meth:`Evaluator.compute`
-is the only host synchronisation (DESIGN.md, "Performance principles").
+is the only host synchronisation (docs/design.md, "Performance principles").
 
 ``EVALUATOR_VERSION`` is part of every ``BenchmarkSpec`` and of every result file. Bump it
 whenever the definition of any metric changes (what counts as a valid pixel, how a median

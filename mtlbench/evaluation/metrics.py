@@ -19,17 +19,19 @@ Units (one convention for every env, as in the tables of Lin et al. 2022):
 Conventions and their sources:
 
 * NYUv2 / CityScapes dense tasks follow MTAN (Liu, Johns, Davison, CVPR 2019; its
-  ``ConfMatrix`` and ``depth_error`` / ``normal_error``) and LibMTL (Lin & Zhang 2023,
-  ``LibMTL/metric/{SegMetric,DepthMetric,NormalMetric}.py``):
+  ``ConfMatrix`` and ``depth_error`` / ``normal_error``) and LibMTL (Lin & Zhang 2023:
+  ``SegMetric``, ``DepthMetric`` and ``NormalMetric`` in ``examples/nyu/utils.py``, on the
+  base class ``AbsMetric`` of ``LibMTL/metrics.py``; checked at commit 4336804, May 2025):
 
   - segmentation: a confusion matrix over the whole split, ignore label ``-1``; mIoU is the
     mean IoU over classes. Unlike LibMTL (whose mean turns NaN when a class never occurs),
     a class absent from both the predictions and the targets of the split (union 0) is left
     out of the mean.
   - depth: missing depth is stored as 0 in the MTAN-preprocessed data, so valid pixels are
-    ``target > 0``. The errors are pixel-weighted over the whole split; LibMTL averages
-    per-batch means weighted by batch size, which differs when batches hold different
-    numbers of valid pixels.
+    ``target > 0``. The errors are pixel-weighted over the whole split. LibMTL stores
+    per-batch means and weights each by ``pred.size()[0]`` taken after ``masked_select``,
+    i.e. by the batch's number of valid pixels, so its split value is pixel-weighted too
+    (equal to ours up to rounding); its mask ``sum(gt, dim=1) != 0`` is ``target != 0``.
   - surface normals: predictions are normalised to unit length; pixels whose target normal is
     all zero are invalid (LibMTL tests ``sum(target) != 0``, which would also drop a valid
     unit normal whose components sum to 0; we test "any component non-zero"). The angle is

@@ -6,7 +6,7 @@ and the check. :func:`check_policy` runs them all and returns a :class:`CheckRep
 :func:`check_submission` first validates the submission's YAML. ``mtlbench check
 submissions/<name>`` prints the report that :func:`main_check` returns.
 
-The checks (DESIGN.md, "Policy" and "Reliability principles"):
+The checks (docs/design.md, "Policy" and "Reliability principles"):
 
 ``construct``      the factory builds a policy; hyperparameters are reported
 ``declaration``    ``name`` is a string, ``level`` in {loss, gradient}, ``needs`` a subset of

@@ -1,6 +1,6 @@
 """Result files: one JSON file per run, schema-validated and written atomically.
 
-Layout (DESIGN.md, "Result file")::
+Layout (docs/design.md, "Result file")::
 
     leaderboard/results/<env-id>/<method>@<version>/seed-<k>.json
 

@@ -1,6 +1,6 @@
 """Submissions: ``submissions/<name>/submission.yaml`` plus the method's own code.
 
-A submission folder is the unit a method author hands in (DESIGN.md, "What users do with
+A submission folder is the unit a method author hands in (docs/design.md, "What users do with
 it"); the built-in baselines are submissions too (``entry_point: builtin:<id>``). This
 module owns the YAML schema, its loading with one readable line per problem, the import
 of the submitted policy class, and the code hash stored in every result file.

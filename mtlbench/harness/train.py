@@ -6,7 +6,7 @@ how the run ended (``ok``, ``diverged``, ``invalid_action``, ``oom``, ``error``)
 raises for a failure of the *run*; it raises only for a misconfiguration (an env built for
 other needs than the policy's).
 
-Model selection (DESIGN.md): the reported test metrics are those at the evaluation with
+Model selection (docs/design.md): the reported test metrics are those at the evaluation with
 the best validation score (the env's run-local validation delta_p; earliest on ties); the
 last evaluation's metrics are stored beside them.
 """

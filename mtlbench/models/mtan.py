@@ -16,9 +16,10 @@ max-pooled to the next stage's resolution when that is smaller. The attended fea
 the last stage is the task's representation.
 
 The encoder must be a :class:`~mtlbench.models.resnet_dilated.StagedEncoder` whose stages
-have at least two blocks. Unlike LibMTL's ``MTAN`` (which repeats one attention module
-for every task by list multiplication), each task has its own attention modules, as in
-the paper and the official code.
+have at least two blocks. Each task has its own attention modules, as in the paper, the
+official code and LibMTL's ``MTAN`` (``LibMTL/architecture/MTAN.py`` builds one per task
+with a list comprehension since Dec 2021; its first release shared one module among the
+tasks by list multiplication).
 
 Parameter split. The shared trunk (stem and stages) and the shared attention encoders
 ``f^i`` receive every task's gradient: they are the *shared parameters*. (LibMTL counts

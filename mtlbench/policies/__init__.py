@@ -53,6 +53,7 @@ registry: dict[str, str] = {
     "aligned-mtl": "aligned_mtl:AlignedMTL",
     "aligned-mtl-ub": "aligned_mtl:AlignedMTLUB",
     "upgrad": "upgrad:UPGrad",
+    "dualproj": "dualproj:DualProj",
     "fairgrad": "fairgrad:FairGrad",
     "db-mtl": "db_mtl:DBMTL",
 }

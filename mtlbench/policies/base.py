@@ -2,7 +2,7 @@
 
 A policy is the unit that is benchmarked and submitted. The environment hands it an
 *observation* (a mapping of torch tensors on the env's device) and it answers with an
-*action*. It never receives the model, the optimiser or any test data (DESIGN.md, "Policy").
+*action*. It never receives the model, the optimiser or any test data (docs/design.md, "Policy").
 
 Levels (Lin et al. 2022, Eq. 1 and Eq. 2):
 

@@ -9,8 +9,20 @@ closed form is
 
     alpha_{2:T} = g_1 U^T (D U^T)^{-1},    alpha_1 = 1 - sum_{t>=2} alpha_t.
 
-Every inner product in it is an entry of the Gramian scaled by the gradient norms
-(``g_i . u_j = G_ij / sqrt(G_jj)``), so the method needs only ``G = J J^T``.
+Equal projections with ``sum alpha = 1`` mean ``G alpha = c n`` (``n_t = ||g_t||``), i.e.
+``C beta = c 1`` for the cosine matrix ``C = N^-1 G N^-1`` (``N = diag(n)``) and
+``beta = N alpha``; when ``C`` is invertible the closed form above is
+``alpha = N^-1 C^-1 1 / (1^T N^-1 C^-1 1)``, so the method needs only ``G = J J^T``.
+
+Rank deficiency (``T > rank J``, e.g. ``g_3 = g_1 + g_2``). ``D U^T`` is then singular and
+equal projections may be impossible for any ``d != 0`` (for unit vectors ``e_1``, ``e_2``,
+``(e_1 + e_2)/sqrt 2`` they force ``d = 0``). We use the Moore-Penrose generalisation
+``beta = C^+ 1``: the projections ``U d`` are then proportional to the orthogonal
+projection of the all-equal vector ``1`` onto the achievable projection vectors
+(``range C``), i.e. as close to equal as a least-squares fit allows, exactly equal
+whenever equality is achievable (e.g. duplicated gradients), and identical to the closed
+form when ``C`` is invertible. Eigenvalues of ``C`` below ``T * eps * max eig`` (``eps``
+of the Gramian's dtype; the usual numerical-rank cutoff) count as zero.
 
 Deviations: the paper computes the gradients with respect to the shared feature ``z``
 (and applies ``alpha`` to the losses); this policy uses the shared parameters by default,
@@ -32,36 +44,39 @@ __all__ = ["IMTLG", "imtl_g_weights"]
 
 
 def imtl_g_weights(gramian: Tensor) -> Tensor:
-    """IMTL-G scaling factors ``alpha`` (sum 1) from the Gramian, by the closed form above.
+    """IMTL-G scaling factors ``alpha`` (sum 1) from the Gramian (module docstring).
 
-    The ``(T-1) x (T-1)`` system is solved on ``gramian``'s device in float64 with
-    ``torch.linalg.solve_ex`` (no host sync); one sync follows for the failure check.
-    Raises :class:`PolicyError` when a task gradient is zero (``u_t`` undefined), the
-    Gramian is not finite, or ``D U^T`` is singular (e.g. two task gradients collinear).
+    ``alpha = N^-1 C^+ 1 / (1^T N^-1 C^+ 1)``, by a symmetric eigendecomposition of the
+    cosine matrix ``C`` in float64 on ``gramian``'s device (no host sync); one sync follows
+    for the failure check. Equals Algorithm 1's closed form when the task gradients are
+    linearly independent. Raises :class:`PolicyError` when a task gradient is zero
+    (``u_t`` undefined), the Gramian is not finite, or no direction has a positive common
+    projection (``1^T N^-1 C^+ 1 = 0``, e.g. two opposite gradients).
     """
     method = "IMTL-G"
     G = as_gramian(gramian, method)
     num_tasks = G.shape[0]
     norms = G.diagonal().clamp(min=0).sqrt()
-    if num_tasks == 1:
-        ok = torch.isfinite(G).all() & (norms > 0).all()
-        raise_unless(ok, method, "the task gradient is zero or not finite")
-        return torch.ones(1, dtype=gramian.dtype, device=gramian.device)
-    # g_dot_u[i, j] = g_i . u_j
-    g_dot_u = G / torch.where(norms > 0, norms, 1.0)[None, :]
-    # (g_1 U^T)_j = g_1 . (u_1 - u_j), j = 2..T
-    g1_u = g_dot_u[0, 0] - g_dot_u[0, 1:]
-    # (D U^T)_{ij} = (g_1 - g_i) . (u_1 - u_j) = g1.u1 - g1.uj - gi.u1 + gi.uj
-    d_u = g1_u[None, :] - g_dot_u[1:, 0:1] + g_dot_u[1:, 1:]
-    # alpha_{2:T} is the row vector g_1 U^T (D U^T)^{-1}, i.e. (D U^T)^T x = (g_1 U^T)^T.
-    tail, info = torch.linalg.solve_ex(d_u.mT, g1_u)
-    weights = torch.cat([(1.0 - tail.sum()).reshape(1), tail])
-    ok = torch.isfinite(G).all() & (norms > 0).all() & (info == 0) & torch.isfinite(weights).all()
+    safe_norms = torch.where(norms > 0, norms, 1.0)
+    finite = torch.isfinite(G).all()
+    cosines = G / (safe_norms[:, None] * safe_norms[None, :])
+    cosines = torch.where(finite, cosines, torch.eye(num_tasks, dtype=G.dtype, device=G.device))
+    eigenvalues, eigenvectors = torch.linalg.eigh(cosines)
+    cutoff = num_tasks * torch.finfo(gramian.dtype).eps * eigenvalues.abs().max()
+    inverse = torch.where(
+        eigenvalues > cutoff, 1.0 / torch.where(eigenvalues > cutoff, eigenvalues, 1.0), 0.0
+    )
+    beta = eigenvectors @ (inverse * (eigenvectors.mT @ torch.ones_like(norms)))  # C^+ 1
+    alpha = beta / safe_norms
+    total = alpha.sum()
+    weights = alpha / torch.where(total != 0, total, 1.0)
+    scale = alpha.abs().sum()
+    ok = finite & (norms > 0).all() & (total.abs() > 1e-12 * scale) & torch.isfinite(weights).all()
     raise_unless(
         ok,
         method,
-        "the closed form failed: a task gradient is zero, the Gramian is not finite, "
-        "or D U^T is singular (collinear task gradients)",
+        "no impartial update: a task gradient is zero, the Gramian is not finite, or no "
+        "direction has a positive common projection on the task gradients (e.g. opposite gradients)",
     )
     return weights.to(gramian.dtype)
 

@@ -16,14 +16,17 @@ the env minimises ``sum_t T * lambda_t * L_t``. The five distributions of Sectio
 Appendix A shows ``E[lambda_t] = 1/T`` for all five, so the returned weights ``T * lambda``
 have expectation 1 per task: the same scale as EW (see :mod:`mtlbench.policies.ew`).
 
-The all-zero Bernoulli draw. ``z / sum(z)`` is undefined when every ``z_t = 0``; LibMTL
-(``LibMTL/weighting/RLW.py``) re-draws until the sum is non-zero, i.e. it samples ``z``
-conditioned on ``z != 0``. We sample that conditional distribution directly, without a
+The all-zero Bernoulli draw. ``z / sum(z)`` is undefined when every ``z_t = 0``; the first
+LibMTL release (``LibMTL/weighting/RLW.py``, December 2021) re-drew until the sum was
+non-zero, i.e. it sampled ``z`` conditioned on ``z != 0``. (Since January 2022, commit
+523841a, LibMTL's RLW draws only the paper's default, ``softmax`` of ``N(0, 1)``; the other
+four distributions exist only here.) We sample that conditional distribution directly, without a
 host-synchronising retry loop: for ``T <= 62`` a uniform integer ``k`` in ``[1, 2^T - 1]``
 is drawn and its ``T`` bits are ``z`` (each non-zero bit pattern equally likely, exactly as
 the rejection loop gives). For ``T > 62`` the Bernoulli bits are drawn directly and a row
 that is all zero (probability ``2^-T < 2^-62``) is replaced by a one-hot vector.
-(LibMTL also skips the normalisation for Bernoulli; we follow the paper, Section 5.3.)
+(That LibMTL release also skipped the normalisation for Bernoulli; we follow the paper,
+Section 5.3.)
 
 All randomness comes from ``self.generator``, never the global torch RNG.
 """

@@ -20,6 +20,7 @@ from mtlbench import policies
 from mtlbench.policies import KNOWN_NEEDS, GradientWeights, PolicyError
 from mtlbench.policies.aligned_mtl import aligned_mtl_weights
 from mtlbench.policies.cagrad import cagrad_weights
+from mtlbench.policies.dualproj import dualproj_weights
 from mtlbench.policies.fairgrad import fairgrad_weights
 from mtlbench.policies.imtl_g import imtl_g_weights
 from mtlbench.policies.mgda import mgda_weights
@@ -32,23 +33,44 @@ class Method:
     label: str  # as it appears in error messages
     weights: Callable[[torch.Tensor], torch.Tensor]
     scale_power: float  # weights(s G) = s^{-p} weights(G)
-    atol: float  # of equivariance checks (Frank-Wolfe is only approximate)
+    atol: float  # of equivariance checks
 
 
 METHODS = [
-    Method("MGDA", mgda_weights, 0.0, 1e-4),
+    Method("MGDA", mgda_weights, 0.0, 1e-9),
     Method("IMTL-G", imtl_g_weights, 0.0, 1e-9),
     Method("CAGrad", cagrad_weights, 0.0, 1e-7),
     Method("Nash-MTL", nash_mtl_weights, 0.5, 1e-7),
     Method("Aligned-MTL", aligned_mtl_weights, 0.0, 1e-9),
     Method("UPGrad", upgrad_weights, 0.0, 1e-7),
+    Method("DualProj", dualproj_weights, 0.0, 1e-7),
     Method("FairGrad", fairgrad_weights, 0.5, 1e-7),
     Method("FairGrad", lambda G: fairgrad_weights(G, alpha=2.0), 2.0 / 3.0, 1e-7),
 ]
-IDS = ["mgda", "imtl-g", "cagrad", "nash-mtl", "aligned-mtl", "upgrad", "fairgrad", "fairgrad-alpha2"]
+IDS = [
+    "mgda",
+    "imtl-g",
+    "cagrad",
+    "nash-mtl",
+    "aligned-mtl",
+    "upgrad",
+    "dualproj",
+    "fairgrad",
+    "fairgrad-alpha2",
+]
 
 #: Registered ids of the policies in these modules, with their level-specific declarations.
-POLICY_IDS = ["mgda", "mgda-ub", "imtl-g", "cagrad", "nash-mtl", "aligned-mtl", "upgrad", "fairgrad"]
+POLICY_IDS = [
+    "mgda",
+    "mgda-ub",
+    "imtl-g",
+    "cagrad",
+    "nash-mtl",
+    "aligned-mtl",
+    "upgrad",
+    "dualproj",
+    "fairgrad",
+]
 
 
 def jacobian(num_tasks: int, dim: int, seed: int) -> torch.Tensor:
