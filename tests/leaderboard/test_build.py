@@ -14,7 +14,7 @@ import pytest
 
 from mtlbench.evaluation import delta_m
 from mtlbench.leaderboard import build_leaderboard, stats
-from mtlbench.leaderboard.build import GroupBoard, Leaderboard, MethodRow
+from mtlbench.leaderboard.model import GroupBoard, Leaderboard, MethodRow
 from tests.leaderboard.conftest import ENV_ID, METHODS, SPEC, SPEC_HASH, scaled
 
 N_BOOT = 2000
