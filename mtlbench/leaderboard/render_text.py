@@ -129,7 +129,8 @@ def markdown(lb: Leaderboard) -> bytes:
 
 # -------------------------------------------------------------------------------- CSV
 def _csv_float(x: float | None) -> str:
-    if x is None:
+    """A float as Python's ``repr``; missing (``None`` or NaN) is the empty cell."""
+    if x is None or math.isnan(x):
         return ""
     return repr(float(x))
 
