@@ -41,7 +41,13 @@ from mtlbench.leaderboard.model import (
     RegistryLookup,
     Run,
 )
-from mtlbench.leaderboard.read import higher_is_better, read_all, registry_lookup
+from mtlbench.leaderboard.read import (
+    higher_is_better,
+    method_cards,
+    read_all,
+    registry_lookup,
+    submissions_folder,
+)
 
 __all__ = [
     "AggregateRow",
@@ -368,6 +374,7 @@ def build_leaderboard(
     seed: int = 0,
     registry: RegistryLookup | Literal["default"] | None = "default",
     formats: tuple[str, ...] = ("md", "csv", "html"),
+    submissions: str | os.PathLike[str] | Literal["default"] | None = "default",
 ) -> BuildReport:
     """Read every result file under ``results_dir`` and write the leaderboard to ``out_dir``.
 
@@ -376,6 +383,10 @@ def build_leaderboard(
     mtlbench's registry and turns the check off when it cannot be loaded; ``None`` turns
     it off (every stored env version then stays buildable on its own). Writes
     ``README.md``, ``leaderboard.csv`` and ``index.html`` (``formats`` picks).
+
+    ``submissions`` is the folder whose ``<name>/submission.yaml`` give each method's
+    authors, paper and description on the page (``"default"``: ``./submissions``, else the
+    clone's; ``None``: none). They change no number.
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
@@ -395,6 +406,8 @@ def build_leaderboard(
     board = compute_leaderboard(
         runs, exclusions, n_files=len(paths), n_boot=n_boot, seed=seed, registry_check=check
     )
+    folder = submissions_folder() if submissions == "default" else submissions
+    board.methods = method_cards(None if folder is None else Path(folder))
     out = Path(out_dir)
     report = BuildReport(board)
     writers: dict[str, tuple[str, Callable[[Leaderboard], bytes]]] = {

@@ -22,6 +22,7 @@ __all__ = [
     "GroupBoard",
     "GroupKey",
     "Leaderboard",
+    "MethodCard",
     "MethodRow",
     "RegistryLookup",
     "Run",
@@ -124,6 +125,19 @@ class AggregateRow:
     verdicts: dict[str, int]
 
 
+@dataclass(frozen=True)
+class MethodCard:
+    """Who made a method and where it is described: ``submissions/<name>/submission.yaml``.
+
+    Presentation only: no number on the leaderboard depends on it.
+    """
+
+    name: str
+    authors: tuple[str, ...]
+    paper: str | None  # an http(s) URL
+    description: str | None
+
+
 @dataclass
 class Leaderboard:
     groups: list[GroupBoard]
@@ -135,6 +149,7 @@ class Leaderboard:
     seed: int
     mtlbench_version: str
     registry_check: str
+    methods: dict[str, MethodCard] = field(default_factory=dict)  # method name -> card
 
 
 @dataclass

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from mtlbench.harness.results import ResultFileError, RunResult, read_result
-from mtlbench.leaderboard.model import Exclusion, RegistryLookup, Run
+from mtlbench.leaderboard.model import Exclusion, MethodCard, RegistryLookup, Run
 
-__all__ = ["higher_is_better", "read_all", "registry_lookup"]
+__all__ = ["higher_is_better", "method_cards", "read_all", "registry_lookup", "submissions_folder"]
 
 
 def registry_lookup() -> tuple[RegistryLookup | None, str]:
@@ -128,3 +128,33 @@ def read_all(
             continue
         runs.append(Run(rel, result, _failure(result)))
     return runs, exclusions
+
+
+# ------------------------------------------------------------------------ method cards
+def submissions_folder() -> Path | None:
+    """``./submissions`` if it exists, else the one beside the ``mtlbench`` package (a clone)."""
+    for folder in (Path("submissions"), Path(__file__).resolve().parents[2] / "submissions"):
+        if folder.is_dir():
+            return folder
+    return None
+
+
+def method_cards(root: Path | None) -> dict[str, MethodCard]:
+    """Authors, paper and description of every valid ``<root>/<name>/submission.yaml``.
+
+    An invalid submission has no card (``mtlbench check`` reports its problems); the
+    leaderboard then shows the bare method id.
+    """
+    from mtlbench.harness.submission import SubmissionError, discover_submissions, load_submission
+
+    cards: dict[str, MethodCard] = {}
+    if root is None:
+        return cards
+    for folder in discover_submissions(root):
+        try:
+            sub = load_submission(folder)
+        except SubmissionError:
+            continue
+        description = " ".join(sub.description.split()) if sub.description else None
+        cards[sub.name] = MethodCard(sub.name, tuple(sub.authors), sub.paper, description)
+    return cards

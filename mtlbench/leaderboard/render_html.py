@@ -1,8 +1,11 @@
 """Render a computed :class:`~mtlbench.leaderboard.model.Leaderboard` as one HTML page.
 
-The page is self-contained (inline CSS, plots from :mod:`mtlbench.leaderboard.plots` as
-inline base64 PNG, no JavaScript) and a pure function of the leaderboard: the same results
-give the same bytes.
+The first screen answers "who beats random weighting?": one table, a row per method and a
+column per environment with the litmus verdict, the mean paired difference, its interval
+and n, then the across-environment summary. The page is self-contained (inline CSS and
+script from :mod:`~mtlbench.leaderboard.page_assets`, plots from
+:mod:`~mtlbench.leaderboard.plots` as inline PNG), readable without JavaScript, and a pure
+function of the leaderboard: the same results give the same bytes.
 """
 
 from __future__ import annotations
@@ -14,165 +17,272 @@ from collections.abc import Iterable, Sequence
 from mtlbench.leaderboard.formatting import (
     DASH,
     DOCS,
-    MAIN_HEADERS,
-    VERDICT_ORDER,
+    VerdictCell,
     group_notes,
-    interval,
-    litmus_parts,
+    interval_label,
+    interval_n,
+    main_headers,
+    main_row,
     metric_headers,
     metric_pm,
-    ms,
     num,
     params,
-    pm,
-    seeds,
+    passes,
+    role,
+    short_authors,
+    verdict_cell,
+    verdict_matrix,
 )
-from mtlbench.leaderboard.model import GroupBoard, Leaderboard
-from mtlbench.leaderboard.plots import plot_aggregate, plot_cost, plot_curves, plot_delta_p
+from mtlbench.leaderboard.model import GroupBoard, Leaderboard, MethodRow
+from mtlbench.leaderboard.page_assets import CSS, SCRIPT
+from mtlbench.leaderboard.plots import method_styles, plot_aggregate, plot_cost, plot_curves, plot_delta_p
 
 __all__ = ["html_page"]
 
-# ------------------------------------------------------------------------------- HTML
-CSS = """
-:root { --fg:#1d2330; --muted:#5b6478; --line:#e3e6ec; --bg:#ffffff; --soft:#f6f7f9;
-        --pass:#1a7f37; --fail:#c62828; --inc:#6b7280; --ins:#b26a00; --accent:#1f6fb2; }
-* { box-sizing: border-box; }
-body { margin:0; font:14px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
-       color:var(--fg); background:var(--bg); }
-header { background:#18202e; color:#fff; padding:28px 0 22px; }
-header .wrap { display:flex; flex-direction:column; gap:6px; }
-header h1 { margin:0; font-size:26px; font-weight:650; letter-spacing:-0.01em; }
-header p { margin:0; color:#c7cedb; max-width:900px; }
-.wrap { max-width:1240px; margin:0 auto; padding:0 28px; }
-main { padding:8px 0 48px; }
-h2 { font-size:20px; margin:36px 0 6px; padding-top:8px; border-top:1px solid var(--line); }
-h3 { font-size:15px; margin:20px 0 8px; color:var(--muted); font-weight:600; }
-p.lead, p.note { color:var(--muted); margin:4px 0 12px; }
-nav { margin:14px 0 0; font-size:13px; }
-nav a { color:#9cc3ff; margin-right:14px; text-decoration:none; }
-nav a:hover { text-decoration:underline; }
-.params { display:grid; grid-template-columns:max-content 1fr; gap:2px 18px; font-size:13px;
-          background:var(--soft); border:1px solid var(--line); border-radius:8px; padding:12px 16px;
-          margin:18px 0 6px; }
-.params dt { color:var(--muted); } .params dd { margin:0; }
-.scroll { overflow-x:auto; border:1px solid var(--line); border-radius:8px; }
-table { border-collapse:collapse; width:100%; font-size:13px; font-variant-numeric:tabular-nums; }
-th, td { padding:6px 10px; border-bottom:1px solid var(--line); text-align:right; white-space:nowrap; }
-th { background:var(--soft); font-weight:600; color:#333b4d; position:sticky; top:0; }
-td.l, th.l { text-align:left; } td.c, th.c { text-align:center; }
-tbody tr:last-child td { border-bottom:none; }
-tbody tr:hover td { background:#fafbfd; }
-tr.ref td { background:#f3f7fc; }
-code, .mono { font-family:ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size:12px; }
-.badge { display:inline-block; padding:1px 8px; border-radius:999px; font-size:12px; font-weight:600;
-         border:1px solid transparent; }
-.b-pass { color:var(--pass); background:#e6f4ea; border-color:#b7dfc2; }
-.b-fail { color:var(--fail); background:#fdecea; border-color:#f5c2bd; }
-.b-inconclusive { color:var(--inc); background:#f1f2f4; border-color:#dcdfe4; }
-.b-insufficient { color:var(--ins); background:#fff4e0; border-color:#f3d7a6; }
-.b-ref { color:var(--accent); background:#e8f1fb; border-color:#c3dbf3; }
-.lvl { font-size:12px; color:var(--muted); }
-.plots { display:grid; grid-template-columns:repeat(auto-fit, minmax(460px, 1fr)); gap:14px; margin:14px 0; }
-.plots figure.wide { grid-column:1 / -1; }
-.plots.single { grid-template-columns:minmax(0, 780px); }
-.plots figure { margin:0; border:1px solid var(--line); border-radius:8px; padding:8px; background:#fff; }
-.plots img { width:100%; height:auto; display:block; }
-details { margin:10px 0; } summary { cursor:pointer; color:var(--accent); font-weight:600; font-size:13px; }
-ul.notes { margin:6px 0; padding-left:20px; color:var(--muted); font-size:13px; }
-footer { color:var(--muted); font-size:12px; border-top:1px solid var(--line); padding:18px 0 30px; }
-"""
+BADGE_CLASS = {
+    "pass": "b-pass",
+    "fail": "b-fail",
+    "inconclusive": "b-inconclusive",
+    "insufficient seeds": "b-insufficient",
+    "reference": "b-ref",
+}
 
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
+def _v(x: float | None) -> str:
+    """A sort key for the script: ``data-v`` (empty for a missing value)."""
+    if x is None or math.isnan(x):
+        return ""
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    return repr(round(x, 6))
+
+
 def _badge(verdict: str) -> str:
-    cls = {"pass": "b-pass", "fail": "b-fail", "inconclusive": "b-inconclusive"}.get(
-        verdict, "b-insufficient"
-    )
-    if verdict == "reference":
-        cls = "b-ref"
-    return f'<span class="badge {cls}">{_e(verdict)}</span>'
+    return f'<span class="badge {BADGE_CLASS.get(verdict, "b-inconclusive")}">{_e(verdict)}</span>'
 
 
-def _html_table(
-    headers: Sequence[str],
-    rows: Iterable[Sequence[str]],
-    *,
-    left: int = 1,
-    center: frozenset[int] = frozenset(),
-    row_classes: Sequence[str] | None = None,
-) -> str:
-    """Cells are HTML already (escaped by the caller); the first ``left`` columns align left."""
-
-    def cls(i: int) -> str:
-        return ' class="l"' if i < left else ' class="c"' if i in center else ""
-
-    head = "".join(f"<th{cls(i)}>{_e(h)}</th>" for i, h in enumerate(headers))
-    body = []
-    for n, row in enumerate(rows):
-        row_cls = f' class="{row_classes[n]}"' if row_classes and row_classes[n] else ""
-        cells = "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(row))
-        body.append(f"<tr{row_cls}>{cells}</tr>")
-    return (
-        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div>"
-    )
+def _method(key: str, lb: Leaderboard, level: str = "") -> str:
+    """The method's cell: its name linked to its paper, the version, its role, level and authors."""
+    name, _, version = key.rpartition("@")
+    card = lb.methods.get(name)
+    label = f'<span class="name">{_e(name)}</span>'
+    if card is not None and card.paper:
+        label = f'<a href="{_e(card.paper)}">{_e(name)}</a>'
+    tag = role(name)
+    parts = [label, f'<span class="ver">@{_e(version)}</span>']
+    if tag:
+        parts.append(f'<span class="tag">{_e(tag)}</span>')
+    who = [level] if level else []
+    if card is not None and card.authors:
+        who.append(short_authors(card.authors))
+    if who:
+        parts.append(f'<span class="who">{_e(" · ".join(who))}</span>')
+    title = f' title="{_e(card.description)}"' if card is not None and card.description else ""
+    return f'<th scope="row" class="m"{title}>{"".join(parts)}</th>'
 
 
-def _img(data: str, alt: str, *, wide: bool = False) -> str:
-    cls = ' class="wide"' if wide else ""
-    return f'<figure{cls}><img alt="{_e(alt)}" src="data:image/png;base64,{data}"></figure>'
-
-
-def _html_group(group: GroupBoard) -> str:
-    rows_html, classes = [], []
-    for r in group.rows:
-        ref, diff, ci, verdict = litmus_parts(r)
-        rows_html.append(
-            [
-                _e(DASH if r.rank is None else f"{r.rank:g}"),
-                f'<span class="mono">{_e(r.key)}</span>',
-                f'<span class="lvl">{_e(r.level)}</span>',
-                _e(seeds(r)),
-                _e(pm(r.delta_p)),
-                _e(ref),
-                _e(diff),
-                _e(ci),
-                _badge(verdict) if (r.litmus is not None or verdict == "reference") else _e(verdict),
-                _e(pm(r.delta_m)),
-                _e(ms(r.time_per_step_s)),
-            ]
+def _verdict_td(cell: VerdictCell | None, *, extra: str = "") -> str:
+    if cell is None:
+        return f'<td class="v{extra}" data-v="">{DASH}</td>'
+    if not cell.tested:
+        verdict = (
+            _badge(cell.verdict)
+            if cell.verdict == "reference"
+            else f'<span class="lvl">{_e(cell.verdict)}</span>'
         )
-        classes.append("ref" if r.litmus_note == "reference" or r.name == "ew" else "")
-    notes = group_notes(group)
+        return f'<td class="v{extra}" data-v="" title="{_e(cell.title)}">{verdict}</td>'
+    detail = f'{_e(cell.mean_diff)} <span class="ci">{_e(cell.interval)}, n&nbsp;=&nbsp;{cell.n}</span>'
+    mean = cell.mean_diff.replace("−", "-").replace("∞", "Infinity")
+    return (
+        f'<td class="v{extra}" data-v="{_e(mean if mean != DASH else "")}" title="{_e(cell.title)}">'
+        f'{_badge(cell.verdict)}<span class="detail">{detail}</span></td>'
+    )
+
+
+def _table(
+    caption: str,
+    headers: Sequence[str],
+    rows: Iterable[str],
+    *,
+    classes: str = "",
+    head_classes: Sequence[str] = (),
+) -> str:
+    """``rows`` are ``<tr>`` elements already; every header cell gets ``scope="col"``."""
+    head = "".join(
+        f'<th scope="col"{f" class={chr(34)}{c}{chr(34)}" if c else ""}>{_e(h)}</th>'
+        for h, c in zip(headers, [*head_classes, *[""] * len(headers)])
+    )
+    cls = f' class="{classes}"' if classes else ""
+    return (
+        f'<div class="scroll"><table{cls}><caption>{caption}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _tr(cells: str, row_class: str = "") -> str:
+    return f'<tr class="{row_class}">{cells}</tr>' if row_class else f"<tr>{cells}</tr>"
+
+
+def _img(data: str, alt: str, caption: str, *, wide: bool = False) -> str:
+    cls = ' class="wide"' if wide else ""
+    return (
+        f'<figure{cls}><div class="pan"><img alt="{_e(alt)}" src="data:image/png;base64,{data}"></div>'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
+
+
+def _verdict_section(lb: Leaderboard) -> list[str]:
+    envs = [k.env_id for k in lb.aggregate_groups]
+    rows = []
+    for agg, cells in verdict_matrix(lb):
+        name = agg.method.rpartition("@")[0]
+        iqm = f'{_e(num(agg.iqm))} <span class="ci">{_e(interval_n(agg.iqm_ci, agg.n_scores))}</span>'
+        rows.append(
+            _tr(
+                _method(agg.method, lb, agg.level)
+                + "".join(_verdict_td(c) for c in cells)
+                + f'<td class="across" data-v="{_v(_pass_share(cells))}">{_e(passes(cells))}</td>'
+                + f'<td data-v="{_v(agg.mean_rank)}">'
+                + _e(DASH if math.isnan(agg.mean_rank) else f"{agg.mean_rank:.2f}")
+                + "</td>"
+                + f'<td data-v="{_v(agg.iqm)}" title="{_e(interval_label(stratified=True))} interval of the '
+                f'IQM over n = {agg.n_scores} (env, seed) scores">{iqm}</td>',
+                "ref" if role(name) else "",
+            )
+        )
+    explanation = (
+        "Each method against random weighting of its level (<code>rlw</code> for loss-level methods, "
+        "<code>rgw</code> for gradient-level ones and combinations), paired by seed: verdict, mean "
+        f"paired Δp difference (points), {_e(interval_label())} interval, n paired seeds. Then, across "
+        "environments: envs passed / tested, mean rank, IQM of Δp vs EW (%) with its "
+        f"{_e(interval_label(stratified=True))} interval and n (env, seed) scores."
+    )
+    table = _table(
+        "Litmus verdict per environment, then the summary across environments",
+        ["method", *envs, "passed", "mean rank ↓", "IQM Δp (%)"],
+        rows,
+        classes="sortable filterable verdicts",
+        head_classes=["l", *["l"] * len(envs), "across"],
+    )
+    legend = (
+        f"{explanation} {_badge('pass')} interval above 0 · {_badge('fail')} below 0 · {_badge('inconclusive')} "
+        f"contains 0 · {_badge('insufficient seeds')} fewer than 2 paired seeds · {_badge('reference')} "
+        "the random-weighting reference itself. A failed run counts as a loss (difference −∞). "
+        "Hover a cell for the full statement; names link to the papers."
+    )
+    plot = _img(
+        plot_aggregate(lb, method_styles(lb)),
+        "IQM of delta_p vs EW across environments, per method, with intervals",
+        f"IQM of Δp vs EW across environments; bars: {interval_label(stratified=True)} intervals.",
+    )
+    return [
+        '<section id="verdict"><h2>Who beats random weighting?</h2>',
+        '<p class="tools" hidden><label>Filter methods: <input type="search" id="filter" '
+        'placeholder="e.g. grad"></label> · click a column header to sort</p>',
+        f'<div class="first"><div>{table}<p class="note">{legend}</p></div>{plot}</div>',
+        "</section>",
+    ]
+
+
+def _pass_share(cells: list[VerdictCell | None]) -> float:
+    tested = [c for c in cells if c is not None and c.tested]
+    return sum(c.verdict == "pass" for c in tested) / len(tested) if tested else math.nan
+
+
+VERDICT_SORT = {"fail": 0.0, "insufficient seeds": 1.0, "inconclusive": 2.0, "pass": 3.0}
+
+
+def _group_row(row: MethodRow, group: GroupBoard, lb: Leaderboard) -> str:
+    rank, verdict, diff, ci, ref, dp, seeds_ok, level, *rest = main_row(row, group)[1:]
+    lit = row.litmus
+    cell = verdict_cell(row, group.key.env_id)
+    badge = (
+        _badge(verdict)
+        if lit is not None or verdict == "reference"
+        else f'<span class="lvl">{_e(verdict)}</span>'
+    )
+    tds = [
+        f'<td data-v="{_v(row.rank)}">{_e(rank)}</td>',
+        f'<td class="l" data-v="{_v(VERDICT_SORT.get(verdict))}" title="{_e(cell.title)}">{badge}</td>',
+        f'<td data-v="{_v(lit.mean_diff if lit else None)}">{_e(diff)}</td>',
+        f'<td data-v="{_v(lit.ci.low if lit and lit.ci else None)}">{_e(ci)}</td>',
+        f'<td class="l">{_e(ref)}</td>',
+        f'<td data-v="{_v(row.delta_p[0])}">{_e(dp)}</td>',
+        f'<td data-v="{row.n_ok}">{_e(seeds_ok)}</td>',
+        f'<td class="l"><span class="lvl">{_e(level)}</span></td>',
+    ]
+    if group.has_stl_reference:
+        tds.append(f'<td data-v="{_v(row.delta_m[0] if row.delta_m else None)}">{_e(rest.pop(0))}</td>')
+    tds.append(f'<td data-v="{_v(row.time_per_step_s * 1000)}">{_e(rest.pop(0))}</td>')
+    return _tr(_method(row.key, lb) + "".join(tds), "ref" if role(row.name) else "")
+
+
+def _group_section(group: GroupBoard, lb: Leaderboard) -> str:
+    styles = method_styles(lb)
     refs = ", ".join(r.key for r in group.rows if r.litmus_note == "reference")
+    caption = f"{_e(group.key.env_id)}: every method, best mean Δp vs EW first"
+    explanation = (
+        "A failed seed counts as −∞ in the ranking. Verdict, Δp − ref and interval: the litmus test "
+        f"against the reference ({_e(interval_label())} interval, n paired seeds); seeds ok: usable "
+        "runs / runs."
+    )
+    n = sorted({len(r.delta_p_by_seed) for r in group.rows if r.delta_p_by_seed})
+    n_text = ", ".join(map(str, n)) or DASH
     parts = [
         f'<section id="{_e(group.key.anchor)}">',
         f"<h2>{_e(group.key.label)}</h2>",
         f'<p class="lead">Baseline for Δp: <code>{_e(group.baseline or "none")}</code> · litmus references: '
         f"<code>{_e(refs or 'none')}</code> · {group.n_files} result files · spec hash "
         f"<code>{_e(group.key.spec_hash)}</code></p>",
-        _html_table(MAIN_HEADERS, rows_html, left=3, center=frozenset({8}), row_classes=classes),
+        _table(
+            caption,
+            main_headers(group),
+            [_group_row(r, group, lb) for r in group.rows],
+            classes="sortable filterable",
+            head_classes=["l", "", "l", "", "", "l", "", "", "l"],
+        ),
+        f'<p class="note">{explanation}</p>',
         '<div class="plots">',
-        _img(plot_delta_p(group), f"delta_p per method on {group.key.env_id}"),
-        _img(plot_cost(group), f"time per step vs delta_p on {group.key.env_id}"),
-        _img(plot_curves(group), f"validation curves on {group.key.env_id}", wide=True),
+        _img(
+            plot_delta_p(group, styles),
+            f"delta_p per method on {group.key.env_id}",
+            f"Δp vs EW per method; bars: {interval_label()} intervals over n = {n_text} seeds.",
+        ),
+        _img(
+            plot_cost(group, styles),
+            f"time per step vs delta_p on {group.key.env_id}",
+            "Cost against Δp vs EW; hollow markers: methods with failed runs.",
+        ),
+        _img(
+            plot_curves(group, styles),
+            f"validation curves on {group.key.env_id}",
+            "Validation Δp vs EW of the same seed at the same epoch, mean over seeds; EW, rlw "
+            "and rgw in black and grey. Where a few curves stretch the axis, the right panel "
+            "zooms on the range of most points.",
+            wide=True,
+        ),
         "</div>",
         "<details><summary>Selected test metrics (mean ± std over usable seeds)</summary>",
-        _html_table(
+        _table(
+            f"{_e(group.key.env_id)}: selected test metrics (at the best validation score).",
             ["method", *metric_headers(group)],
             [
-                [
-                    f'<span class="mono">{_e(r.key)}</span>',
-                    *(_e(metric_pm(r.metrics[k])) for k in group.metric_names),
-                ]
+                _tr(
+                    _method(r.key, lb)
+                    + "".join(f"<td>{_e(metric_pm(r.metrics[k]))}</td>" for k in group.metric_names)
+                )
                 for r in group.rows
             ],
+            classes="filterable",
+            head_classes=["l"],
         ),
         "</details>",
     ]
+    notes = group_notes(group)
     if notes:
         parts += [
             "<h3>Failures and notes</h3>",
@@ -182,6 +292,34 @@ def _html_group(group: GroupBoard) -> str:
         ]
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _methods_section(lb: Leaderboard) -> list[str]:
+    names = sorted({r.name for g in lb.groups for r in g.rows})
+    rows = []
+    for name in names:
+        card = lb.methods.get(name)
+        authors = ", ".join(card.authors) if card else DASH
+        paper = f'<a href="{_e(card.paper)}">{_e(card.paper)}</a>' if card and card.paper else DASH
+        description = _e(card.description) if card and card.description else DASH
+        th = _method(f"{name}@", lb).replace('<span class="ver">@</span>', "")
+        rows.append(
+            _tr(
+                th
+                + f'<td class="wrap">{_e(authors)}</td><td class="l">{paper}</td><td class="wrap">{description}</td>'
+            )
+        )
+    return [
+        '<section id="methods"><h2>Methods</h2>',
+        _table(
+            "Every method on this page, from its <code>submissions/&lt;name&gt;/submission.yaml</code>.",
+            ["method", "authors", "paper", "description"],
+            rows,
+            classes="filterable",
+            head_classes=["l", "l", "l", "l"],
+        ),
+        "</section>",
+    ]
 
 
 def html_page(lb: Leaderboard) -> bytes:
@@ -199,73 +337,41 @@ def html_page(lb: Leaderboard) -> bytes:
         "<body>",
         '<header><div class="wrap">',
         "<h1>mtlbench leaderboard</h1>",
-        "<p>Multi-task weighting methods against the litmus test of Lin et al. (TMLR 2022): a new method "
-        "must beat random weighting, <code>rlw</code> for loss-level methods and <code>rgw</code> for "
-        "gradient-level ones and combinations, paired by seed.</p>",
-        f'<nav><a href="#across">across envs</a>{nav}<a href="#exclusions">exclusions</a></nav>',
+        "<p>Multi-task weighting methods against the litmus test of Lin et al. (TMLR 2022): a method "
+        "must beat random weighting of its level, paired by seed.</p>",
+        f'<nav><a href="#verdict">verdicts</a>{nav}<a href="#methods">methods</a>'
+        '<a href="#build">build</a><a href="#exclusions">exclusions</a></nav>',
         "</div></header>",
         '<main><div class="wrap">',
-        f'<dl class="params">{param_list}</dl>',
-        '<p class="note">Verdicts: '
-        + _badge("pass")
-        + " 95% bootstrap interval of the mean paired Δp difference above 0 · "
-        + _badge("fail")
-        + " below 0 · "
-        + _badge("inconclusive")
-        + " contains 0 · "
-        + _badge("insufficient seeds")
-        + " fewer than 2 paired seeds. A failed run counts as a loss (difference −∞). Δp: percent vs EW "
-        f"of the same seed, higher is better; Δm: percent vs single-task references, lower is better. "
-        f"Rules: <code>{DOCS}</code>.</p>",
-        '<section id="across"><h2>Across environments</h2>',
     ]
     if lb.aggregate:
-        parts += [
-            '<p class="lead">Over: ' + "; ".join(_e(k.label) for k in lb.aggregate_groups) + "</p>",
-            _html_table(
-                [
-                    "method",
-                    "level",
-                    "envs",
-                    "mean rank ↓",
-                    "IQM Δp (%)",
-                    "95% CI (stratified)",
-                    "pass",
-                    "inconclusive",
-                    "fail",
-                    "insufficient",
-                ],
-                [
-                    [
-                        f'<span class="mono">{_e(a.method)}</span>',
-                        f'<span class="lvl">{_e(a.level)}</span>',
-                        _e(a.n_envs),
-                        _e(DASH if math.isnan(a.mean_rank) else f"{a.mean_rank:.2f}"),
-                        _e(num(a.iqm)),
-                        _e(interval(a.iqm_ci)),
-                        *(_e(a.verdicts.get(v, 0)) for v in VERDICT_ORDER),
-                    ]
-                    for a in lb.aggregate
-                ],
-                left=2,
-            ),
-            '<div class="plots single">',
-            _img(plot_aggregate(lb), "IQM of delta_p across environments"),
-            "</div>",
-        ]
+        parts += _verdict_section(lb)
     else:
-        parts.append('<p class="lead">No usable results yet.</p>')
-    parts.append("</section>")
-    parts += [_html_group(g) for g in lb.groups]
-    parts.append('<section id="exclusions"><h2>Exclusions</h2>')
+        parts.append(
+            '<section id="verdict"><h2>Who beats random weighting?</h2><p class="lead">No usable results yet.</p></section>'
+        )
+    parts += [_group_section(g, lb) for g in lb.groups]
+    if lb.groups:
+        parts += _methods_section(lb)
+    parts += [
+        '<section id="build"><h2>How this page was built</h2>',
+        f'<dl class="params">{param_list}</dl>',
+        f'<p class="note">Δp: percent vs EW of the same seed, higher is better; Δm: percent vs single-task '
+        f"references, lower is better. Exact rules: <code>{DOCS}</code>.</p>",
+        "</section>",
+        '<section id="exclusions"><h2>Exclusions</h2>',
+    ]
     if lb.exclusions:
         parts += [
-            '<p class="lead">Result files that were not used, and why.</p>',
-            _html_table(
+            _table(
+                "Result files that were not used, and why.",
                 ["file", "reason"],
-                [[f"<code>{_e(e.path)}</code>", _e(e.reason)] for e in lb.exclusions],
-                left=2,
-            ),
+                [
+                    _tr(f'<td class="l"><code>{_e(e.path)}</code></td><td class="wrap">{_e(e.reason)}</td>')
+                    for e in lb.exclusions
+                ],
+                head_classes=["l", "l"],
+            )
         ]
     else:
         parts.append('<p class="lead">None.</p>')
@@ -274,6 +380,7 @@ def html_page(lb: Leaderboard) -> bytes:
         "</div></main>",
         f'<footer><div class="wrap">Generated by mtlbench {_e(lb.mtlbench_version)} from stored result files; '
         "the same files always give the same page.</div></footer>",
+        f"<script>{SCRIPT}</script>",
         "</body>",
         "</html>",
     ]

@@ -16,17 +16,21 @@ from tabulate import tabulate
 from mtlbench.leaderboard.formatting import (
     DASH,
     DOCS,
-    MAIN_HEADERS,
+    VerdictCell,
     group_notes,
-    interval,
+    interval_label,
+    interval_n,
+    main_headers,
     main_row,
     metric_headers,
     metric_pm,
     num,
     params,
-    verdict_counts,
+    passes,
+    role,
+    verdict_matrix,
 )
-from mtlbench.leaderboard.model import Leaderboard
+from mtlbench.leaderboard.model import GroupBoard, Leaderboard, MethodRow
 
 __all__ = ["csv_table", "markdown"]
 
@@ -43,6 +47,47 @@ def _md_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     )
 
 
+def _md_method(key: str, lb: Leaderboard) -> str:
+    """``[stch](paper)@1``: the name links to its paper when the submission names one."""
+    name, _, version = key.rpartition("@")
+    card = lb.methods.get(name)
+    label = f"[{name}]({card.paper})" if card and card.paper else name
+    tag = role(name)
+    return f"{label}@{version}" + (f" ({tag})" if tag else "")
+
+
+def _md_verdict(cell: VerdictCell | None) -> str:
+    if cell is None:
+        return DASH
+    if not cell.tested:
+        return cell.verdict
+    return f"**{cell.verdict}** {cell.text}"
+
+
+def _md_methods(lb: Leaderboard) -> list[str]:
+    names = sorted({r.name for g in lb.groups for r in g.rows})
+    rows = []
+    for name in names:
+        card = lb.methods.get(name)
+        rows.append(
+            [
+                name,
+                role(name) or DASH,
+                ", ".join(card.authors) if card else DASH,
+                f"<{card.paper}>" if card and card.paper else DASH,
+                card.description if card and card.description else DASH,
+            ]
+        )
+    return [
+        "## Methods",
+        "",
+        "From each method's `submissions/<name>/submission.yaml`.",
+        "",
+        _md_table(["method", "role", "authors", "paper", "description"], rows),
+        "",
+    ]
+
+
 def markdown(lb: Leaderboard) -> bytes:
     out: list[str] = [
         "# mtlbench leaderboard",
@@ -50,58 +95,64 @@ def markdown(lb: Leaderboard) -> bytes:
         "Generated from the stored result files by `mtlbench.leaderboard.build_leaderboard`; "
         "do not edit by hand. The same result files always give the same bytes.",
         "",
-        _md_table(["parameter", "value"], params(lb)),
+        "## Who beats random weighting?",
         "",
         "**The litmus test** (Lin et al., TMLR 2022): a loss-level method is compared with random "
         "loss weighting (`rlw`), a gradient-level one (and every `a+b` combination) with random "
-        "gradient weighting (`rgw`), paired by seed. It **passes** when the 95% bootstrap interval "
-        "of the mean paired Δp difference lies above 0, **fails** when it lies below 0, and is "
-        "**inconclusive** otherwise. A failed run counts as a loss (its difference is −∞). "
-        f"Δp is relative to EW of the same seed (percent, higher is better); Δm is relative to "
-        f"single-task references (percent, lower is better). Exact rules: [{DOCS}](../{DOCS}).",
-        "",
-        "## Across environments",
+        "gradient weighting (`rgw`), paired by seed. It **passes** when the "
+        f"{interval_label()} interval of the mean paired Δp difference lies above 0, **fails** "
+        "when it lies below 0, and is **inconclusive** otherwise; **insufficient seeds** below "
+        "two paired seeds. A failed run counts as a loss (its difference is −∞). Each cell: "
+        "verdict, mean paired difference (Δp points), its interval, and n, the number of paired "
+        "seeds. Δp is relative to EW of the same seed (percent, higher is better); Δm is relative "
+        f"to single-task references (percent, lower is better). Exact rules: [{DOCS}](../{DOCS}).",
         "",
     ]
     if lb.aggregate:
+        matrix = verdict_matrix(lb)
         out += [
-            "Over: " + "; ".join(k.label for k in lb.aggregate_groups) + ".",
+            "Over: " + "; ".join(k.label for k in lb.aggregate_groups) + ". Across environments: "
+            f"envs passed / tested, mean rank (lower is better), and the IQM of Δp with its "
+            f"{interval_label(stratified=True)} interval and n, the number of (env, seed) scores.",
             "",
             _md_table(
                 [
                     "method",
                     "level",
-                    "envs",
+                    *(k.env_id for k in lb.aggregate_groups),
+                    "passed",
                     "mean rank ↓",
                     "IQM Δp (%)",
-                    "95% CI (stratified)",
-                    "litmus pass / inconcl. / fail / insuff.",
                 ],
                 [
                     [
-                        a.method,
+                        _md_method(a.method, lb),
                         a.level,
-                        str(a.n_envs),
+                        *(_md_verdict(c) for c in cells),
+                        passes(cells),
                         DASH if math.isnan(a.mean_rank) else f"{a.mean_rank:.2f}",
-                        num(a.iqm),
-                        interval(a.iqm_ci),
-                        verdict_counts(a.verdicts),
+                        f"{num(a.iqm)} {interval_n(a.iqm_ci, a.n_scores)}",
                     ]
-                    for a in lb.aggregate
+                    for a, cells in matrix
                 ],
             ),
             "",
         ]
     else:
         out += ["No usable results yet.", ""]
+    out += ["## Parameters", "", _md_table(["parameter", "value"], params(lb)), ""]
     for group in lb.groups:
         out += [f"## {group.key.label}", ""]
         refs = ", ".join(r.key for r in group.rows if r.litmus_note == "reference")
         out += [
             f"Baseline for Δp: {group.baseline or 'none'}; litmus references: {refs or 'none'}; "
-            f"{group.n_files} result files. Seeds ok counts usable runs out of all runs.",
+            f"{group.n_files} result files. Seeds ok counts usable runs out of all runs; n counts "
+            "paired seeds.",
             "",
-            _md_table(MAIN_HEADERS, [main_row(r) for r in group.rows]),
+            _md_table(
+                main_headers(group),
+                [_main_md(r, group, lb) for r in group.rows],
+            ),
             "",
             "Selected test metrics (at the best validation score), mean ± std over usable seeds:",
             "",
@@ -114,6 +165,7 @@ def markdown(lb: Leaderboard) -> bytes:
         notes = group_notes(group)
         if notes:
             out += ["Failures and notes:", "", *(f"- {n}" for n in notes), ""]
+    out += _md_methods(lb)
     out += ["## Exclusions", ""]
     if lb.exclusions:
         out += [
@@ -125,6 +177,12 @@ def markdown(lb: Leaderboard) -> bytes:
     else:
         out += ["None.", ""]
     return ("\n".join(out).rstrip("\n") + "\n").encode()
+
+
+def _main_md(row: MethodRow, group: GroupBoard, lb: Leaderboard) -> list[str]:
+    cells = main_row(row, group)
+    cells[0] = _md_method(row.key, lb)
+    return cells
 
 
 # -------------------------------------------------------------------------------- CSV
