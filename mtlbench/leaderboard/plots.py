@@ -69,6 +69,10 @@ def method_styles(lb: Leaderboard) -> dict[str, Style]:
     return styles
 
 
+def _role(key: str) -> str:
+    return "Δp baseline" if key.rpartition("@")[0] == "ew" else "reference"
+
+
 def _style_of(styles: Mapping[str, Style], key: str) -> Style:
     return styles.get(key) or Style("#777777", "o", "-", 1.2, False)
 
@@ -380,7 +384,14 @@ def plot_aggregate(lb: Leaderboard, styles: Mapping[str, Style]) -> str:
             Line2D([], [], marker="o", linestyle="", color=LEVEL_COLORS.get(lv, "#777"), label=f"{lv} level")
             for lv in levels
         ] + [
-            Line2D([], [], marker=st.marker, linestyle="", color=st.color, label=f"{a.method} (reference)")
+            Line2D(
+                [],
+                [],
+                marker=st.marker,
+                linestyle="",
+                color=st.color,
+                label=f"{a.method} ({_role(a.method)})",
+            )
             for a in rows
             if (st := _style_of(styles, a.method)).reference
         ]

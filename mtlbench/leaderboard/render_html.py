@@ -162,7 +162,7 @@ def _verdict_section(lb: Leaderboard) -> list[str]:
         f"{_e(interval_label(stratified=True))} interval and n (env, seed) scores."
     )
     table = _table(
-        "Litmus verdict per environment, then the summary across environments",
+        "Litmus verdicts, then the across-env summary",
         ["method", *envs, "passed", "mean rank ↓", "IQM Δp (%)"],
         rows,
         classes="sortable filterable verdicts",
