@@ -79,12 +79,20 @@ def test_tables_have_captions_and_scopes(results_dir: Path, tmp_path: Path) -> N
 
 
 # ---------------------------------------------------------------------------- browser
-def _driver(width: int, height: int, profile: str) -> Any:
-    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install mtlbench[browser]")
+def _require_browser() -> tuple[str, str]:
+    """Chromium and chromedriver, or skip (before any work is done)."""
+    pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e .[browser])")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     chromedriver = shutil.which("chromedriver")
     if chromium is None or chromedriver is None:
         pytest.skip("chromium or chromedriver is not installed (apt-get install chromium chromium-driver)")
+    return chromium, chromedriver
+
+
+def _driver(width: int, height: int, profile: str) -> Any:
+    from selenium import webdriver
+
+    chromium, chromedriver = _require_browser()
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"]:
@@ -101,10 +109,12 @@ def _driver(width: int, height: int, profile: str) -> Any:
 
 @pytest.fixture(scope="module")
 def stored_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _require_browser()
     if not any(STORED.rglob("seed-*.json")):
         pytest.skip("no stored results under leaderboard/results")
     out = tmp_path_factory.mktemp("page")
-    build_leaderboard(STORED, out, formats=("html",))
+    # the layout does not depend on n_boot; fewer resamples keep the test short
+    build_leaderboard(STORED, out, n_boot=1000, formats=("html",))
     return out / "index.html"
 
 
@@ -135,7 +145,6 @@ return {
 """
 
 
-@pytest.mark.slow
 def test_page_in_headless_chromium(browser: tuple[Any, str]) -> None:
     driver, name = browser
     page: dict[str, Any] = driver.execute_script(FIRST_TABLE)
