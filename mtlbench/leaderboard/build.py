@@ -5,8 +5,8 @@
 can be rebuilt), sets aside the files it cannot use with the reason (the **Exclusions**),
 groups the rest by ``(env_id, spec_hash, evaluator_version)`` (one *leaderboard version*
 per group, never mixed) and computes, per group and method, the numbers that
-:mod:`mtlbench.leaderboard.render` writes to ``README.md``, ``leaderboard.csv`` and
-``index.html``. The rules are in :mod:`mtlbench.leaderboard.stats` and docs/leaderboard.md.
+:mod:`~mtlbench.leaderboard.render_text` writes to ``README.md`` and ``leaderboard.csv``
+and :mod:`~mtlbench.leaderboard.render_html` to ``index.html``. The rules are in :mod:`mtlbench.leaderboard.stats` and docs/leaderboard.md.
 
 The same result files give the same bytes out: files are sorted by path after discovery,
 every bootstrap draws from a fresh ``numpy.random.default_rng(seed)``, and no output holds a
@@ -18,17 +18,36 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-import warnings
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from mtlbench.harness.results import ResultFileError, RunResult, read_result
-from mtlbench.leaderboard import stats
+from mtlbench.harness.results import RunResult
+from mtlbench.leaderboard import render_html, render_text, stats
+from mtlbench.leaderboard.model import (
+    BASELINE,
+    GRADIENT_REFERENCE,
+    LOSS_REFERENCE,
+    AggregateRow,
+    BuildReport,
+    Exclusion,
+    GroupBoard,
+    GroupKey,
+    Leaderboard,
+    MethodRow,
+    RegistryLookup,
+    Run,
+)
+from mtlbench.leaderboard.read import (
+    higher_is_better,
+    method_cards,
+    read_all,
+    registry_lookup,
+    submissions_folder,
+)
 
 __all__ = [
     "AggregateRow",
@@ -44,264 +63,10 @@ __all__ = [
     "registry_lookup",
 ]
 
-#: env id -> the registered spec's hash, or None when the id is not registered
-RegistryLookup = Callable[[str], "str | None"]
-BASELINE = "ew"
-LOSS_REFERENCE = "rlw"
-GRADIENT_REFERENCE = "rgw"
-
-
-# ------------------------------------------------------------------------ data model
-@dataclass(frozen=True)
-class Exclusion:
-    path: str  # relative to the results folder, POSIX separators
-    reason: str
-
-
-@dataclass(frozen=True, order=True)
-class GroupKey:
-    env_id: str
-    evaluator_version: str
-    spec_hash: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.env_id} (spec {self.spec_hash[:8]}, evaluator {self.evaluator_version})"
-
-    @property
-    def anchor(self) -> str:
-        return "".join(c if c.isalnum() else "-" for c in f"{self.env_id}-{self.spec_hash[:8]}").lower()
-
-
-@dataclass(frozen=True)
-class Run:
-    path: str
-    result: RunResult
-    failure: str | None  # None when the run is usable (status ok, finite selected metrics)
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
-
-
-@dataclass
-class MethodRow:
-    """One method (``name@version``) on one env group."""
-
-    name: str
-    version: str
-    level: str  # the level used for the litmus test ("+" composites are gradient level)
-    n_runs: int
-    n_ok: int
-    failures: list[str]  # "seed 2: diverged (message)"
-    metrics: dict[tuple[str, str], tuple[float, float]]  # (task, metric) -> (mean, std) over ok seeds
-    delta_p_by_seed: dict[int, float]  # ok seeds with an EW run of the same seed
-    delta_p: tuple[float, float]  # mean, std over delta_p_by_seed
-    delta_p_ci: stats.Interval | None  # bootstrap interval of the mean over delta_p_by_seed
-    delta_p_last: float  # mean over seeds of delta_p of the last evaluation
-    delta_m: tuple[float, float] | None  # vs the spec's stl_reference, when it has one
-    litmus: stats.LitmusResult | None  # None for the reference itself
-    litmus_note: str  # why pairs were dropped, or why there is no test
-    time_per_step_s: float
-    peak_memory_mb: float
-    curve: list[tuple[int, float]]  # (epoch, mean val_score over ok seeds)
-    scores: list[float]  # per seed: delta_p, or -inf for a failed run (ranks and IQM)
-    env_score: float  # mean of scores (the ranking score); NaN when there is none
-    rank: float | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}@{self.version}"
-
-    @property
-    def n_failed(self) -> int:
-        return self.n_runs - self.n_ok
-
-
-@dataclass
-class GroupBoard:
-    key: GroupKey
-    metric_names: list[tuple[str, str]]
-    higher_is_better: dict[str, dict[str, bool]]
-    rows: list[MethodRow]
-    baseline: str | None  # "ew@<version>" used for delta_p
-    notes: list[str]
-    n_files: int
-    has_stl_reference: bool
-
-
-@dataclass
-class AggregateRow:
-    method: str  # name@version
-    level: str
-    n_envs: int
-    mean_rank: float
-    iqm: float
-    iqm_ci: stats.Interval | None
-    n_scores: int
-    verdicts: dict[str, int]
-
-
-@dataclass
-class Leaderboard:
-    groups: list[GroupBoard]
-    aggregate: list[AggregateRow]
-    aggregate_groups: list[GroupKey]
-    exclusions: list[Exclusion]
-    n_files: int
-    n_boot: int
-    seed: int
-    mtlbench_version: str
-    registry_check: str
-
-
-@dataclass
-class BuildReport:
-    """What :func:`build_leaderboard` did: the files written and what was left out, and why."""
-
-    leaderboard: Leaderboard
-    outputs: list[Path] = field(default_factory=list)
-
-    @property
-    def exclusions(self) -> list[Exclusion]:
-        return self.leaderboard.exclusions
-
-    @property
-    def groups(self) -> list[str]:
-        return [g.key.label for g in self.leaderboard.groups]
-
-    def summary(self) -> str:
-        lb = self.leaderboard
-        used = lb.n_files - len(lb.exclusions)
-        lines = [
-            f"read {lb.n_files} result file(s): {used} used, {len(lb.exclusions)} excluded; "
-            f"{len(lb.groups)} leaderboard group(s)",
-            *(f"  excluded {e.path}: {e.reason}" for e in lb.exclusions),
-            *(f"  wrote {p}" for p in self.outputs),
-        ]
-        return "\n".join(lines)
-
-    __str__ = summary
-
-
-# --------------------------------------------------------------------------- registry
-def registry_lookup() -> tuple[RegistryLookup | None, str]:
-    """mtlbench's env registry as a lookup, or ``None`` (and why) when it cannot be loaded."""
-    try:
-        import mtlbench.envs  # noqa: F401  (registers the built-in envs)
-        from mtlbench.registration import Error, spec
-    except Exception as err:  # a partial checkout: rebuild from the files alone
-        return None, f"off (the env registry could not be loaded: {type(err).__name__}: {err})"
-
-    def lookup(env_id: str) -> str | None:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # superseded versions stay valid
-                return spec(env_id).hash
-        except Error:
-            return None
-
-    return lookup, "on (mtlbench's env registry)"
-
 
 # --------------------------------------------------------------------------- reading
 def _discover(results_dir: Path) -> list[Path]:
     return sorted(results_dir.rglob("seed-*.json"))
-
-
-def _layout_problem(rel: str, result: RunResult) -> str | None:
-    parts = rel.split("/")
-    if len(parts) < 3:
-        return "not under <env-id>/<method>@<version>/ (expected <env-id>/<method>@<version>/seed-<k>.json)"
-    env_dir, method_dir, file = "/".join(parts[:-2]), parts[-2], parts[-1]
-    expected = (result.env_id, f"{result.method.name}@{result.method.version}", f"seed-{result.seed}.json")
-    if (env_dir, method_dir, file) != expected:
-        return (
-            f"stored as {env_dir}/{method_dir}/{file} but the file describes "
-            f"{expected[0]}/{expected[1]}/{expected[2]}"
-        )
-    if result.spec.get("id", result.env_id) != result.env_id:
-        return f"env_id {result.env_id!r} differs from the stored spec's id {result.spec.get('id')!r}"
-    return None
-
-
-def _higher_is_better(spec: Mapping[str, Any]) -> dict[str, dict[str, bool]]:
-    """``{task: {metric: higher_is_better}}`` from a stored spec; raises ValueError if malformed."""
-    try:
-        out = {
-            str(t["name"]): {str(m["name"]): bool(m["higher_is_better"]) for m in t["metrics"]}
-            for t in spec["tasks"]
-        }
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"the stored spec has no tasks[].metrics[].higher_is_better ({err!r})") from None
-    if not out or any(not m for m in out.values()):
-        raise ValueError("the stored spec lists no tasks or a task without metrics")
-    return out
-
-
-def _metrics_problem(
-    metrics: Mapping[str, Mapping[str, float]], hib: Mapping[str, Mapping[str, bool]]
-) -> str | None:
-    want = {(t, m) for t, ms in hib.items() for m in ms}
-    have = {(t, m) for t, ms in metrics.items() for m in ms}
-    if want == have:
-        return None
-    missing = sorted(f"{t}/{m}" for t, m in want - have)
-    extra = sorted(f"{t}/{m}" for t, m in have - want)
-    return f"selected test metrics do not match the spec's: missing {missing}, unexpected {extra}"
-
-
-def _failure(result: RunResult) -> str | None:
-    if result.status != "ok":
-        return f"{result.status}" + (f" ({result.message})" if result.message else "")
-    if result.selected is None:
-        return "ok but no evaluation was recorded"
-    values = [v for ms in result.selected.test.values() for v in ms.values()]
-    if not all(math.isfinite(v) for v in values):
-        return "ok but the selected test metrics are not finite"
-    return None
-
-
-def _read_all(
-    results_dir: Path, paths: list[Path], lookup: RegistryLookup | None
-) -> tuple[list[Run], list[Exclusion]]:
-    runs: list[Run] = []
-    exclusions: list[Exclusion] = []
-    registered: dict[str, str | None] = {}
-    for path in sorted(paths, key=lambda p: p.relative_to(results_dir).as_posix()):
-        rel = path.relative_to(results_dir).as_posix()
-        try:
-            result = read_result(path)
-        except ResultFileError as err:
-            exclusions.append(Exclusion(rel, err.reason))
-            continue
-        problem = _layout_problem(rel, result)
-        if problem is None and not result.official:
-            problem = "unofficial run (protocol fields were overridden)"
-        if problem is None and lookup is not None:
-            if result.env_id not in registered:
-                registered[result.env_id] = lookup(result.env_id)
-            current = registered[result.env_id]
-            if current is None:
-                problem = f"env id {result.env_id!r} is not registered in mtlbench"
-            elif current != result.spec_hash:
-                problem = (
-                    f"spec hash {result.spec_hash} differs from the registered {result.env_id} spec's "
-                    f"{current} (the env changed without a version bump, or the run used another protocol)"
-                )
-        if problem is None:
-            try:
-                hib = _higher_is_better(result.spec)
-            except ValueError as err:
-                problem = str(err)
-            else:
-                if result.selected is not None:
-                    problem = _metrics_problem(result.selected.test, hib)
-        if problem is not None:
-            exclusions.append(Exclusion(rel, problem))
-            continue
-        runs.append(Run(rel, result, _failure(result)))
-    return runs, exclusions
 
 
 # ------------------------------------------------------------------------- computing
@@ -347,7 +112,7 @@ def _group_board(
     key: GroupKey, runs: list[Run], *, n_boot: int, seed: int, delta_p: Any, delta_m: Any
 ) -> GroupBoard:
     spec = runs[0].result.spec
-    hib = _higher_is_better(spec)
+    hib = higher_is_better(spec)
     metric_names = [(t, m) for t, ms in hib.items() for m in ms]
     notes: list[str] = []
     methods: dict[str, dict[int, Run]] = defaultdict(dict)
@@ -609,6 +374,7 @@ def build_leaderboard(
     seed: int = 0,
     registry: RegistryLookup | Literal["default"] | None = "default",
     formats: tuple[str, ...] = ("md", "csv", "html"),
+    submissions: str | os.PathLike[str] | Literal["default"] | None = "default",
 ) -> BuildReport:
     """Read every result file under ``results_dir`` and write the leaderboard to ``out_dir``.
 
@@ -617,9 +383,11 @@ def build_leaderboard(
     mtlbench's registry and turns the check off when it cannot be loaded; ``None`` turns
     it off (every stored env version then stays buildable on its own). Writes
     ``README.md``, ``leaderboard.csv`` and ``index.html`` (``formats`` picks).
-    """
-    from mtlbench.leaderboard import render
 
+    ``submissions`` is the folder whose ``<name>/submission.yaml`` give each method's
+    authors, paper and description on the page (``"default"``: ``./submissions``, else the
+    clone's; ``None``: none). They change no number.
+    """
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     results = Path(results_dir)
@@ -634,16 +402,18 @@ def build_leaderboard(
     else:
         lookup, check = registry, "on (custom lookup)"
     paths = _discover(results)
-    runs, exclusions = _read_all(results, paths, lookup)
+    runs, exclusions = read_all(results, paths, lookup)
     board = compute_leaderboard(
         runs, exclusions, n_files=len(paths), n_boot=n_boot, seed=seed, registry_check=check
     )
+    folder = submissions_folder() if submissions == "default" else submissions
+    board.methods = method_cards(None if folder is None else Path(folder))
     out = Path(out_dir)
     report = BuildReport(board)
     writers: dict[str, tuple[str, Callable[[Leaderboard], bytes]]] = {
-        "md": ("README.md", render.markdown),
-        "csv": ("leaderboard.csv", render.csv_table),
-        "html": ("index.html", render.html_page),
+        "md": ("README.md", render_text.markdown),
+        "csv": ("leaderboard.csv", render_text.csv_table),
+        "html": ("index.html", render_html.html_page),
     }
     unknown = set(formats) - set(writers)
     if unknown:

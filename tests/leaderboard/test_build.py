@@ -14,7 +14,7 @@ import pytest
 
 from mtlbench.evaluation import delta_m
 from mtlbench.leaderboard import build_leaderboard, stats
-from mtlbench.leaderboard.build import GroupBoard, Leaderboard, MethodRow
+from mtlbench.leaderboard.model import GroupBoard, Leaderboard, MethodRow
 from tests.leaderboard.conftest import ENV_ID, METHODS, SPEC, SPEC_HASH, scaled
 
 N_BOOT = 2000
@@ -247,7 +247,8 @@ def test_empty_results_folder_builds(tmp_path: Path) -> None:
     (tmp_path / "results").mkdir()
     report = build_leaderboard(tmp_path / "results", tmp_path / "out", registry=None, n_boot=10)
     assert report.groups == [] and "No usable results yet." in (tmp_path / "out" / "README.md").read_text()
-    assert (tmp_path / "out" / "index.html").read_text().count("<section") == 2  # across + exclusions
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert page.count("<section") == 3 and "No usable results yet." in page  # verdicts, build, exclusions
 
 
 def test_validation_curves_are_paired_delta_p_vs_ew(results_dir: Path, tmp_path: Path) -> None:
