@@ -61,9 +61,9 @@ def default_time_limit_s(total_steps: int) -> float:
 
     ``SETUP_ALLOWANCE_S + STEP_ALLOWANCE_S * total_steps`` (30 min + 10 s per step), where
     ``total_steps = budget.epochs * steps per epoch``. Generous on purpose: a run is cut only
-    when it is far slower than any of the registered envs on a GPU (NYUv2: 20,000 steps, about
-    0.2 s each, limit 56 h); it catches a policy that hangs, not a slow machine. CPU runs of the
-    large envs may need ``--timeout`` (seconds per run) to be set higher.
+    when it averages more than 10 s per step, evaluations included (``nyuv2-hps``: 200 epochs
+    x 87 steps, limit 48.8 h); it catches a policy that hangs, not a slow machine. CPU runs of
+    the large envs may need ``--timeout`` (seconds per run) to be set higher.
     """
     return SETUP_ALLOWANCE_S + STEP_ALLOWANCE_S * total_steps
 

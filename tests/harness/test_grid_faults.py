@@ -36,7 +36,7 @@ class Slow(Policy):
     needs = frozenset({"losses"})
 
     def act(self, observation):
-        time.sleep(0.5)
+        time.sleep(1.0)
         return torch.ones_like(observation["losses"])
 
 class Sleeper(Policy):
@@ -194,6 +194,23 @@ def test_ctrl_c_stops_launching_stores_finished_runs_and_says_which(tmp_path: Pa
     assert not _leftovers(results), "claim or temporary files left in the results folder"
     assert not [p for p in tmp.iterdir() if p.name.startswith("mtlbench")], "temp folders left"
     assert not _children(driver.pid)
+
+
+def test_ctrl_c_on_an_inline_grid_reports_what_was_stored(tmp_path: Path) -> None:
+    from mtlbench.harness.runner import GridInterrupted
+
+    requests = tiny_grid(tmp_path, methods=("ew",))
+
+    def interrupt(request: RunRequest, result: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C right after the first run was stored
+
+    with pytest.raises(GridInterrupted) as caught:
+        run_grid(requests, backend="inline", progress=False, on_result=interrupt)
+    report = caught.value.report
+    assert report.written == [requests[0].path] and read_result(requests[0].path).status == "ok"
+    assert report.not_started == [requests[1].path] and not report.stopped
+    assert not requests[1].path.exists() and not _leftovers(tmp_path)
+    assert "stored 1 run(s)" in report.interruption_summary()
 
 
 # ------------------------------------------------------------------ item 5: kill -9
