@@ -172,9 +172,14 @@ class LocalPool:
                 return read_result(out)
             except ResultFileError as err:
                 return failure_result(request, "error", f"the worker wrote an invalid result: {err}")
+        if code == TIMEOUT_EXIT_CODE:  # the watchdog's own last words name the policy and limit
+            last = _tail(child.folder / "stderr.log", 1)
+            return failure_result(
+                request,
+                "timeout",
+                last[0].removeprefix("mtlbench: ") if last else "the run exceeded its time limit",
+            )
         tail = " | ".join(_tail(child.folder / "stderr.log"))
-        if code == TIMEOUT_EXIT_CODE:
-            return failure_result(request, "timeout", tail or "the run exceeded its time limit")
         status = "oom" if code in (-signal.SIGKILL, 128 + signal.SIGKILL) else "error"
         return failure_result(request, status, f"the worker process exited with code {code}: {tail}")
 

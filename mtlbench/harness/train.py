@@ -178,10 +178,14 @@ def train(
                     evaluations.append(ev)
                     if bar is not None:
                         best = max(e.val_score for e in evaluations)
+                        # the validation score model selection uses (delta_p vs the selection
+                        # baseline, %), now and the best so far
                         bar.set_postfix(
-                            epoch=f"{ev.epoch}/{spec.budget.epochs}",
-                            val=f"{ev.val_score:+.2f}%",
-                            best=f"{best:+.2f}%",
+                            {
+                                "epoch": f"{ev.epoch}/{spec.budget.epochs}",
+                                "val Δp": f"{ev.val_score:+.2f}%",
+                                "best": f"{best:+.2f}%",
+                            }
                         )
                     if on_evaluation is not None:
                         on_evaluation(ev)

@@ -457,7 +457,7 @@ def test_run_progress_bar_shows_epoch_and_validation_score(
     (request,) = tiny_grid(tmp_path, methods=("ew",), seeds=(0,))
     run_grid([request], backend="inline", progress=True)
     err = capsys.readouterr().err
-    assert "epoch=2/2" in err and "val=" in err, err
+    assert "epoch=2/2, val Δp=" in err and "best=" in err, err
     assert "grid (inline)" not in err, "a one-run inline grid needs no grid bar"
 
 
