@@ -174,7 +174,7 @@ def execute(request: RunRequest, *, progress: bool = False, in_child: bool = Fal
     except Exception as err:
         return failure_result(request, "error", f"setting up the run failed: {type(err).__name__}: {err}")
     if request.timeout_s is not None:
-        limit = TimeLimit(request.timeout_s, "timeout_s, --timeout", hard_exit=in_child)
+        limit = TimeLimit(request.timeout_s, "set by --timeout", hard_exit=in_child)
     else:
         limit = TimeLimit(
             default_time_limit_s(env.total_steps),
