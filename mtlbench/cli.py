@@ -267,11 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print(
-            "interrupted; completed runs are stored, re-run the same command to finish the rest",
-            file=sys.stderr,
-        )
+    except KeyboardInterrupt as err:
+        report = getattr(err, "report", None)  # a GridInterrupted says what was stored
+        if report is not None:
+            print(report.interruption_summary(), file=sys.stderr)
+        else:
+            print("interrupted", file=sys.stderr)
         return 130
     except Exception as err:
         if args.debug:

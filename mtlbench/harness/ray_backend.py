@@ -41,7 +41,7 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -204,7 +204,7 @@ def _warn_infeasible(options: dict[str, Any], nodes: list[dict[str, Any]], reque
 
 def run_on_ray(
     requests: Iterable[RunRequest], *, address: str | None = None, workers: int | None = None
-) -> Iterator[tuple[RunRequest, RunResult]]:
+) -> Generator[tuple[RunRequest, RunResult], None, None]:
     """Run ``requests`` as Ray tasks; yield ``(request, result)`` as each run ends.
 
     ``address`` is a Ray address (``"auto"``, ``"ray://head:10001"``, ``"head:6379"``);

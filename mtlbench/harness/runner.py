@@ -5,24 +5,28 @@ returns its :class:`RunResult`. :func:`run_grid` skips runs whose result file al
 exists for the same spec hash and method version, then hands the rest to a backend:
 
 * ``inline``: one after another in this process (debugging, tests);
-* ``local`` (default): each run in its own child process (``python -m
-  mtlbench.harness.runner``) with a time limit, several at once: a crash, a timeout or an
-  out-of-memory kill of one run is recorded with its status and the grid goes on;
+* ``local`` (default): each run in its own child process, several at once: a crash, a
+  timeout or an out-of-memory kill of one run is recorded with its status and the grid goes
+  on (see :mod:`mtlbench.harness.local`);
 * ``ray``: one Ray task per run (see :mod:`mtlbench.harness.ray_backend`).
 
 The driver alone writes result files, atomically, so workers need no shared file system.
+Every run has a time limit (:func:`execute`). A run is claimed before it starts (see
+:mod:`mtlbench.harness.claims`), so two grids on one results folder never train it twice.
+On Ctrl-C the grid launches nothing more, stops its running runs, stores every run that
+finished and raises :class:`GridInterrupted`, whose report says what was stored and what not.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import subprocess
+import signal
 import sys
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +42,18 @@ from mtlbench.harness.results import (
     write_result,
 )
 
-__all__ = ["BACKENDS", "GridReport", "MethodRef", "RunRequest", "execute", "failure_result", "run_grid"]
+__all__ = [
+    "BACKENDS",
+    "GridInterrupted",
+    "GridReport",
+    "MethodRef",
+    "RunRequest",
+    "execute",
+    "failure_result",
+    "run_grid",
+]
+
+logger = logging.getLogger(__name__)
 
 BACKENDS = ("inline", "local", "ray")
 
@@ -133,12 +148,17 @@ class RunRequest:
         return f"{self.method.name}@{self.method.version} on {self.env_id}, seed {self.seed}"
 
 
-def execute(request: RunRequest, *, progress: bool = False) -> RunResult:
-    """Perform one run in this process and return its result (failures are statuses)."""
+def execute(request: RunRequest, *, progress: bool = False, in_child: bool = False) -> RunResult:
+    """Perform one run in this process and return its result (failures are statuses).
+
+    The run's time limit is ``request.timeout_s``, else the default of its budget
+    (:func:`~mtlbench.harness.train.default_time_limit_s`); ``in_child`` (a worker process of
+    the local backend) lets the time-limit watchdog end the process if the run does not stop.
+    """
     import torch
 
     import mtlbench
-    from mtlbench.harness.train import env_kwargs_for, train
+    from mtlbench.harness.train import TimeLimit, default_time_limit_s, env_kwargs_for, train
 
     if request.threads:
         torch.set_num_threads(request.threads)
@@ -153,6 +173,15 @@ def execute(request: RunRequest, *, progress: bool = False) -> RunResult:
         )
     except Exception as err:
         return failure_result(request, "error", f"setting up the run failed: {type(err).__name__}: {err}")
+    if request.timeout_s is not None:
+        limit = TimeLimit(request.timeout_s, "set by --timeout", hard_exit=in_child)
+    else:
+        limit = TimeLimit(
+            default_time_limit_s(env.total_steps),
+            f"the default for a budget of {env.total_steps} steps, see default_time_limit_s; "
+            "set --timeout to change it",
+            hard_exit=in_child,
+        )
     try:
         return train(
             env,
@@ -163,6 +192,7 @@ def execute(request: RunRequest, *, progress: bool = False) -> RunResult:
             code_hash=request.method.code_hash,
             progress=progress,
             checkpoint_path=request.checkpoint_path,
+            time_limit=limit,
         )
     finally:
         env.close()
@@ -203,9 +233,42 @@ def failure_result(request: RunRequest, status: str, message: str) -> RunResult:
 # ----------------------------------------------------------------------------- the grid
 @dataclass
 class GridReport:
+    """What a grid did, path by path (``failed`` paths are in ``written`` too)."""
+
     written: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)  # (path, status: message)
+    #: runs another grid was training, not run here: (path, "claimed by pid N on HOST since T")
+    claimed: list[tuple[Path, str]] = field(default_factory=list)
+    #: after an interruption: runs stopped while running, and runs never started (none stored)
+    stopped: list[Path] = field(default_factory=list)
+    not_started: list[Path] = field(default_factory=list)
+
+    def interruption_summary(self, limit: int = 20) -> str:
+        """What an interrupted grid stored and what it did not, one path per line."""
+        lines = [
+            f"interrupted: stored {len(self.written)} run(s) that finished"
+            + (f" ({len(self.failed)} with a failure status)" if self.failed else "")
+            + f"; {len(self.stopped)} stopped while running and {len(self.not_started)} not started "
+            "are not stored (run the same command again to run them)"
+        ]
+        for label, paths in (
+            ("stored", self.written),
+            ("stopped", self.stopped),
+            ("not started", self.not_started),
+        ):
+            lines += [f"  {label} {p}" for p in paths[:limit]]
+            if len(paths) > limit:
+                lines.append(f"  ... and {len(paths) - limit} more {label}")
+        return "\n".join(lines)
+
+
+class GridInterrupted(KeyboardInterrupt):
+    """A grid stopped by Ctrl-C (SIGINT); ``report`` says what was stored and what was not."""
+
+    def __init__(self, report: GridReport) -> None:
+        super().__init__("grid interrupted")
+        self.report = report
 
 
 def is_done(request: RunRequest) -> bool:
@@ -251,7 +314,15 @@ def run_grid(
     on_result: Callable[[RunRequest, RunResult], None] | None = None,
     ray_address: str | None = None,
 ) -> GridReport:
-    """Run every request not already done on ``backend``; store each result as it arrives."""
+    """Run every request not already done on ``backend``; store each result as it arrives.
+
+    Each run is claimed just before it starts and released once its result is stored; a run
+    claimed by another grid is skipped and listed in ``report.claimed``. On Ctrl-C nothing
+    more starts, running runs are stopped, every finished run is stored, every claim is
+    released, and :class:`GridInterrupted` (a ``KeyboardInterrupt``) carries the report.
+    """
+    from mtlbench.harness import claims
+
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     for directory in sorted({r.results_dir for r in requests}):
@@ -266,47 +337,133 @@ def run_grid(
         else:
             todo.append(request)
 
+    held: dict[int, claims.Claim] = {}  # by id() of the request
+    started: list[RunRequest] = []
+    stored: set[int] = set()
+
+    def claimed_runs() -> Iterator[RunRequest]:
+        """The runs to start, each claimed as it is taken (lazily: as a backend has room)."""
+        for request in todo:
+            claim = claims.acquire(request.path)
+            if isinstance(claim, claims.Holder):
+                report.claimed.append((request.path, str(claim)))
+                logger.warning("skipping %s: %s", request.label(), claim)
+                continue
+            if is_done(request):  # the other grid stored it between our two looks
+                claim.release()
+                report.skipped.append(request.path)
+                continue
+            held[id(request)] = claim
+            started.append(request)
+            yield request
+
     def record(request: RunRequest, result: RunResult) -> None:
         path = store(request, result)
+        stored.add(id(request))
         report.written.append(path)
+        claim = held.pop(id(request), None)
+        if claim is not None:
+            claim.release()
         if result.status != "ok":
             report.failed.append((path, f"{result.status}: {result.message}"))
         if on_result is not None:
             on_result(request, result)
 
     bar = None
-    if progress and todo:
+    if progress and (len(todo) > 1 or (todo and backend != "inline")):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc=f"grid ({backend})", unit="run")
+
+    def advance() -> None:
+        if bar is not None:
+            bar.update(1)
+
     try:
         if backend == "inline":
-            for request in todo:
+            for request in claimed_runs():
                 record(request, execute(request, progress=progress))
-                if bar is not None:
-                    bar.update(1)
+                advance()
         elif backend == "local":
-            n = workers or default_workers()
-            threads = max(1, (os.cpu_count() or 1) // n)
-            with ThreadPoolExecutor(max_workers=n) as pool:
-                futures = {
-                    pool.submit(run_in_child, replace(r, threads=r.threads or threads)): r for r in todo
-                }
-                for future in as_completed(futures):
-                    record(futures[future], future.result())
-                    if bar is not None:
-                        bar.update(1)
+            _run_local(claimed_runs(), workers, record, advance)
         else:
             from mtlbench.harness.ray_backend import run_on_ray
 
-            for request, result in run_on_ray(todo, address=ray_address, workers=workers):
-                record(request, result)
-                if bar is not None:
-                    bar.update(1)
+            flights = run_on_ray(claimed_runs(), address=ray_address, workers=workers)
+            try:
+                for request, result in flights:
+                    record(request, result)
+                    advance()
+            finally:
+                flights.close()  # cancels the tasks still running (Ctrl-C, an error)
+    except KeyboardInterrupt as err:
+        began = {id(r) for r in started}
+        report.stopped = [r.path for r in started if id(r) not in stored]
+        report.not_started = [
+            r.path
+            for r in todo
+            if id(r) not in began and r.path not in report.skipped and r.path not in dict(report.claimed)
+        ]
+        raise GridInterrupted(report) from err
     finally:
+        for claim in held.values():
+            claim.release()
         if bar is not None:
             bar.close()
     return report
+
+
+def _run_local(
+    runs: Iterator[RunRequest],
+    workers: int | None,
+    record: Callable[[RunRequest, RunResult], None],
+    advance: Callable[[], None],
+) -> None:
+    """The local backend's loop: keep ``workers`` children busy; on Ctrl-C stop them and
+    record the runs that finished before re-raising."""
+    from mtlbench.harness.local import LocalPool
+
+    n = workers or default_workers()
+    pool = LocalPool(n, threads=max(1, (os.cpu_count() or 1) // n))
+    try:
+        try:
+            more = True
+            while True:
+                while more and pool.has_room:
+                    request = next(runs, None)
+                    if request is None:
+                        more = False
+                    else:
+                        pool.launch(request)
+                if not pool.running:
+                    break
+                for request, result in pool.wait():
+                    record(request, result)
+                    advance()
+        except KeyboardInterrupt:
+            with _deferred_sigint():
+                if pool.running:
+                    logger.warning("Ctrl-C: stopping %d running run(s)", len(pool.running))
+                finished, _ = pool.stop()
+                for request, result in finished:
+                    record(request, result)
+            raise
+    finally:
+        pool.close()
+
+
+class _deferred_sigint:
+    """While stopping children and storing finished runs, a second Ctrl-C is ignored (the stop
+    takes at most a few seconds), so that the clean-up itself is never cut short."""
+
+    def __enter__(self) -> None:
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def _check_datasets_present(requests: Sequence[RunRequest]) -> None:
@@ -339,40 +496,3 @@ def default_workers() -> int:
     except ImportError:  # pragma: no cover
         pass
     return max(1, (os.cpu_count() or 1) // 2)
-
-
-def run_in_child(request: RunRequest) -> RunResult:
-    """Run ``request`` in a fresh Python process with its time limit; never raises for the run."""
-    with tempfile.TemporaryDirectory(prefix="mtlbench-run-") as tmp:
-        out = Path(tmp) / "result.json"
-        req = Path(tmp) / "request.json"
-        req.write_text(request.to_json())
-        cmd = [sys.executable, "-m", "mtlbench.harness.runner", str(req), str(out)]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=request.timeout_s)
-        except subprocess.TimeoutExpired:
-            return failure_result(
-                request, "timeout", f"the run exceeded its time limit of {request.timeout_s} s"
-            )
-        if proc.returncode == 0 and out.exists():
-            try:
-                return read_result(out)
-            except ResultFileError as err:
-                return failure_result(request, "error", f"the worker wrote an invalid result: {err}")
-        tail = (proc.stderr or "").strip().splitlines()[-5:]
-        status = "oom" if proc.returncode in (-9, 137) else "error"
-        return failure_result(
-            request, status, f"the worker process exited with code {proc.returncode}: {' | '.join(tail)}"
-        )
-
-
-def _worker_main(argv: Iterable[str]) -> int:
-    request_file, out_file = list(argv)
-    request = RunRequest.from_json(Path(request_file).read_text())
-    result = execute(request)
-    write_result(Path(out_file), result)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_worker_main(sys.argv[1:]))

@@ -2,9 +2,17 @@
 
 ``train(env, policy, seed)`` resets both with the seed, alternates ``policy.act`` and
 ``env.step`` until the budget is spent, and returns a :class:`RunResult` whose status says
-how the run ended (``ok``, ``diverged``, ``invalid_action``, ``oom``, ``error``). It never
-raises for a failure of the *run*; it raises only for a misconfiguration (an env built for
-other needs than the policy's).
+how the run ended (``ok``, ``diverged``, ``invalid_action``, ``oom``, ``timeout``,
+``error``). It never raises for a failure of the *run*; it raises only for a
+misconfiguration (an env built for other needs than the policy's).
+
+Time limits (:class:`TimeLimit`): the harness gives every run one, the request's
+``timeout_s`` or else :func:`default_time_limit_s` of the env's budget. It is measured from
+the start of training (the env already built) and enforced three ways: the loop checks the
+clock after every step; on the main thread a ``SIGALRM`` timer interrupts a ``policy.act``
+(or anything else in Python) that does not return; and in a child process of the local
+backend a watchdog thread ends the process (exit code :data:`TIMEOUT_EXIT_CODE`) when the
+run has not stopped :func:`hard_grace_s` after its limit (a call stuck in native code).
 
 Model selection (docs/design.md): the reported test metrics are those at the evaluation with
 the best validation score (the env's run-local validation delta_p; earliest on ties); the
@@ -14,9 +22,14 @@ last evaluation's metrics are stored beside them.
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +46,45 @@ from mtlbench.harness.results import (
 )
 from mtlbench.policies.base import Policy
 
-__all__ = ["env_kwargs_for", "train"]
+__all__ = ["TimeLimit", "default_time_limit_s", "env_kwargs_for", "train"]
+
+#: default time limit of a run: this allowance for the start ...
+SETUP_ALLOWANCE_S = 1800.0
+#: ... plus this much per optimisation step of the budget (evaluations included)
+STEP_ALLOWANCE_S = 10.0
+#: exit code of a child process ended by the time-limit watchdog (as coreutils' ``timeout``)
+TIMEOUT_EXIT_CODE = 124
+
+
+def default_time_limit_s(total_steps: int) -> float:
+    """The time limit of a run whose request sets none, from its budget's number of steps.
+
+    ``SETUP_ALLOWANCE_S + STEP_ALLOWANCE_S * total_steps`` (30 min + 10 s per step), where
+    ``total_steps = budget.epochs * steps per epoch``. Generous on purpose: a run is cut only
+    when it averages more than 10 s per step, evaluations included (``nyuv2-hps``: 200 epochs
+    x 87 steps, limit 48.8 h); it catches a policy that hangs, not a slow machine. CPU runs of
+    the large envs may need ``--timeout`` (seconds per run) to be set higher.
+    """
+    return SETUP_ALLOWANCE_S + STEP_ALLOWANCE_S * total_steps
+
+
+def hard_grace_s(seconds: float) -> float:
+    """How long after its limit a child run that did not stop is ended: 10%, within [5 s, 30 s]."""
+    return min(30.0, max(5.0, 0.1 * seconds))
+
+
+@dataclass(frozen=True)
+class TimeLimit:
+    """A run's time limit in seconds, how it was set (for messages), and whether to end the process."""
+
+    seconds: float
+    source: str = "timeout"
+    #: in a child process only: a watchdog ends the whole process if the run does not stop
+    hard_exit: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.seconds > 0:
+            raise ValueError(f"a time limit must be positive, got {self.seconds!r} s")
 
 
 def env_kwargs_for(policy: Policy) -> dict[str, Any]:
@@ -68,8 +119,13 @@ def train(
     progress: bool = False,
     checkpoint_path: str | os.PathLike[str] | None = None,
     on_evaluation: Callable[[Evaluation], None] | None = None,
+    time_limit: TimeLimit | None = None,
 ) -> RunResult:
-    """Train ``policy`` on ``env`` for the env's budget; return the run's result."""
+    """Train ``policy`` on ``env`` for the env's budget; return the run's result.
+
+    With ``time_limit``, a run still going past it ends with status ``timeout`` (its
+    evaluations so far are kept); see the module docstring for how it is enforced.
+    """
     _check_compatible(env, policy)
     spec = env.bench_spec
     policy.reset(
@@ -89,6 +145,7 @@ def train(
     start = time.perf_counter()
     steps_done = 0
     bar = None
+    deadline = None if time_limit is None else time.monotonic() + time_limit.seconds
     try:
         obs, _ = env.reset(seed=seed, options={"adapters": adapters} if adapters is not None else None)
         resumed = _resume(env, policy, checkpoint_path, evaluations)
@@ -103,31 +160,52 @@ def train(
                 desc=f"{policy.name} | {spec.id} | seed {seed}",
                 leave=False,
             )
-        while True:
-            try:
-                action = policy.act(obs)
-            except Exception as err:  # the policy's own failure: record it, name the policy
-                raise _PolicyFailure(
-                    f"policy {policy.name!r} raised in act() at step {env.global_step}: {err!r}"
-                ) from err
-            obs, _, terminated, truncated, info = env.step(action)
-            policy.update(info)
-            steps_done += 1
-            if bar is not None:
-                bar.update(1)
-            if "evaluation" in info:
-                ev = Evaluation(**info["evaluation"])
-                evaluations.append(ev)
-                if on_evaluation is not None:
-                    on_evaluation(ev)
-                if checkpoint_path is not None and not truncated:
-                    _save_checkpoint(checkpoint_path, env, policy, evaluations, steps_done)
-            if terminated:
-                status = "diverged"
-                message = f"a training loss became NaN or infinite at step {info.get('diverged_at_step')}"
-                break
-            if truncated:
-                break
+        with _watchdog(time_limit, deadline, policy.name):
+            while True:
+                try:
+                    action = policy.act(obs)
+                except Exception as err:  # the policy's own failure: record it, name the policy
+                    raise _PolicyFailure(
+                        f"policy {policy.name!r} raised in act() at step {env.global_step}: {err!r}"
+                    ) from err
+                obs, _, terminated, truncated, info = env.step(action)
+                policy.update(info)
+                steps_done += 1
+                if bar is not None:
+                    bar.update(1)
+                if "evaluation" in info:
+                    ev = Evaluation(**info["evaluation"])
+                    evaluations.append(ev)
+                    if bar is not None:
+                        best = max(e.val_score for e in evaluations)
+                        # the validation score model selection uses (delta_p vs the selection
+                        # baseline, %), now and the best so far
+                        bar.set_postfix(
+                            {
+                                "epoch": f"{ev.epoch}/{spec.budget.epochs}",
+                                "val Δp": f"{ev.val_score:+.2f}%",
+                                "best": f"{best:+.2f}%",
+                            }
+                        )
+                    if on_evaluation is not None:
+                        on_evaluation(ev)
+                    if checkpoint_path is not None and not truncated:
+                        _save_checkpoint(checkpoint_path, env, policy, evaluations, steps_done)
+                if terminated:
+                    status = "diverged"
+                    message = f"a training loss became NaN or infinite at step {info.get('diverged_at_step')}"
+                    break
+                if truncated:
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeLimitExceeded
+    except TimeLimitExceeded:
+        assert time_limit is not None
+        status = "timeout"
+        message = (
+            f"policy {policy.name!r} exceeded the run's time limit of {time_limit.seconds:g} s "
+            f"({time_limit.source}) at step {env.global_step} of {env.total_steps}"
+        )
     except InvalidAction as err:
         status, message = "invalid_action", f"policy {policy.name!r}: {err}"
     except _PolicyFailure as err:
@@ -183,6 +261,57 @@ def train(
 
 class _PolicyFailure(RuntimeError):
     pass
+
+
+class TimeLimitExceeded(BaseException):
+    """Raised inside the loop at the time limit; a ``BaseException`` so that a policy's own
+    ``except Exception`` does not swallow it."""
+
+
+@contextmanager
+def _watchdog(limit: TimeLimit | None, deadline: float | None, policy_name: str) -> Iterator[None]:
+    """While the loop runs: a SIGALRM timer (main thread, SIGALRM not in use) and, in a child
+    process, a thread that ends the process ``hard_grace_s`` after the limit."""
+    if limit is None or deadline is None:
+        yield
+        return
+    armed = {"alarm": False}
+
+    def on_alarm(signum: int, frame: object) -> None:
+        if armed["alarm"]:
+            raise TimeLimitExceeded
+
+    use_alarm = (
+        hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+    )
+    if use_alarm:
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        armed["alarm"] = True
+        signal.setitimer(signal.ITIMER_REAL, max(1e-3, deadline - time.monotonic()))
+    done = threading.Event()
+    if limit.hard_exit:
+        grace = hard_grace_s(limit.seconds)
+
+        def end_process() -> None:
+            if not done.wait(max(0.0, deadline - time.monotonic()) + grace):
+                sys.stderr.write(
+                    f"mtlbench: policy {policy_name!r} did not stop {grace:g} s after the run's time "
+                    f"limit of {limit.seconds:g} s ({limit.source}); ending the worker process\n"
+                )
+                sys.stderr.flush()
+                os._exit(TIMEOUT_EXIT_CODE)
+
+        threading.Thread(target=end_process, name="mtlbench-time-limit", daemon=True).start()
+    try:
+        yield
+    finally:
+        armed["alarm"] = False
+        done.set()
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
 
 # ------------------------------------------------------------------------ checkpoints
