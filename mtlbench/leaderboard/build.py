@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -275,9 +274,9 @@ def _read_all(
         except ResultFileError as err:
             exclusions.append(Exclusion(rel, err.reason))
             continue
-        problem = _layout_problem(rel, result)
-        if problem is None and not result.official:
-            problem = "unofficial run (protocol fields were overridden)"
+        problem = "unofficial run (protocol fields were overridden)" if not result.official else None
+        if problem is None:
+            problem = _layout_problem(rel, result)
         if problem is None and lookup is not None:
             if result.env_id not in registered:
                 registered[result.env_id] = lookup(result.env_id)
@@ -590,15 +589,9 @@ def compute_leaderboard(
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from mtlbench.harness.results import atomic_write
+
+    atomic_write(path, data)  # mode 0666 less the umask, like a normal file write
 
 
 def build_leaderboard(
