@@ -405,8 +405,6 @@ def run_grid(
     for directory in sorted({r.results_dir for r in requests}):
         check_writable(directory)
     check_stored(requests)
-    if backend != "ray":  # Ray workers may see data the driver does not
-        _check_datasets_present(requests)
     report = GridReport()
     todo = []
     for request in requests:
@@ -414,6 +412,8 @@ def run_grid(
             report.skipped.append(request.path)
         else:
             todo.append(request)
+    if backend != "ray":  # Ray workers may see data the driver does not
+        _check_datasets_present(todo)  # only what will run: a stored grid loads no dataset
 
     def record(request: RunRequest, result: RunResult) -> None:
         path = store(request, result)
