@@ -689,10 +689,31 @@ class MTLEnv(gym.Env):
 
         This is the score model selection maximises (LibMTL's convention when no
         single-task reference exists); it is run-local, so it never needs another run.
+
+        The rule, per metric ``m`` with baseline value ``b`` and current value ``v``: the change
+        is ``s (v - b) / b`` (``s`` = +1 when higher is better, else -1), as in delta_p;
+        where ``b`` is 0 (a legal value, e.g. an accuracy of 0 at the first evaluation) it is
+        the absolute change ``s (v - b)``, i.e. ``b`` is replaced by 1 in the denominator
+        (percentage points for metrics in [0, 1]). The score is 100 x the mean over tasks of
+        each task's mean change. Without a zero baseline value it equals
+        :func:`~mtlbench.evaluation.delta_p` exactly.
         """
         if self._selection_baseline is None:
             self._selection_baseline = {t: dict(m) for t, m in val_metrics.items()}
-        return delta_p(val_metrics, self._selection_baseline, self.bench_spec.higher_is_better)
+        baseline = self._selection_baseline
+        hib = self.bench_spec.higher_is_better
+        if all(float(v) != 0 for task in hib for v in (baseline[task][m] for m in hib[task])):
+            return delta_p(val_metrics, baseline, hib)
+        # same order of summation as delta_p (sorted tasks, sorted metric names)
+        per_task = []
+        for task in sorted(hib):
+            changes = []
+            for name in sorted(hib[task]):
+                ref = float(baseline[task][name])
+                sign = 1.0 if hib[task][name] else -1.0
+                changes.append(sign * (float(val_metrics[task][name]) - ref) / (ref if ref != 0 else 1.0))
+            per_task.append(sum(changes) / len(changes))
+        return 100.0 * sum(per_task) / len(per_task)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict[str, Any]:

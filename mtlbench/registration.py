@@ -44,11 +44,14 @@ __all__ = [
     "ModelSpec",
     "NameNotFound",
     "OptimizerSpec",
+    "OverrideError",
     "RegistrationError",
     "TaskSpec",
     "VersionNotFound",
+    "check_overrides",
     "gymnasium_id",
     "make",
+    "override_fields",
     "parse_env_id",
     "pprint_registry",
     "register",
@@ -75,6 +78,10 @@ class NameNotFound(Error):
 
 class VersionNotFound(Error):
     """The name exists but not at that version."""
+
+
+class OverrideError(Error, ValueError):
+    """An override names no field of the spec, or gives a value of the wrong type."""
 
 
 # ------------------------------------------------------------------------------ the spec
@@ -281,7 +288,9 @@ def spec(env_id: str) -> BenchmarkSpec:
         names = sorted({f"{prefix}{s.name}" for s in registry.values()})
         close = difflib.get_close_matches(f"{prefix}{name}", names, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise NameNotFound(f"no environment named {prefix + name!r}.{hint} See mtlbench.pprint_registry().")
+        raise NameNotFound(
+            f"no environment named {prefix + name!r}.{hint} `mtlbench envs` lists the registered ones."
+        )
     if version is None:
         return versions[max(versions)]
     if version not in versions:
@@ -374,6 +383,68 @@ def _gymnasium_spec(
         disable_env_checker=True,
         kwargs=spec_kwargs,
     )
+
+
+def override_fields(spec_: BenchmarkSpec) -> list[str]:
+    """Every dotted path an override may name, e.g. ``budget.epochs``, ``dataset.kwargs.limit``."""
+
+    def walk(node: Any, prefix: str) -> list[str]:
+        if not isinstance(node, dict):
+            return [prefix]
+        paths = [prefix] if prefix else []
+        for key, value in node.items():
+            paths += walk(value, f"{prefix}.{key}" if prefix else str(key))
+        return paths
+
+    return sorted(walk(spec_.to_dict(), ""))
+
+
+def _type_name(value: Any) -> str:
+    return "a mapping" if isinstance(value, Mapping) else f"{type(value).__name__}"
+
+
+def check_overrides(spec_: BenchmarkSpec, overrides: Mapping[str, Any]) -> None:
+    """Raise :class:`OverrideError` for the first override that names no field of ``spec_``
+    (with the closest field names) or whose value's type differs from the field's.
+
+    New keys are allowed inside the free-form ``kwargs`` mappings (as in
+    :meth:`BenchmarkSpec.replace`); a field that is ``None`` accepts any value.
+    """
+    data = spec_.to_dict()
+    for path, value in overrides.items():
+        try:
+            spec_.replace({path: value})
+        except KeyError:
+            close = difflib.get_close_matches(path, override_fields(spec_), n=3, cutoff=0.6)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise OverrideError(
+                f"override {path}: {spec_.id} has no field {path!r}.{hint} Fields are dotted "
+                "paths into the env's spec, e.g. budget.epochs or optimizer.lr"
+            ) from None
+        node: Any = data
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None or value is None:
+            continue
+        number = (int, float)
+        same = (
+            (isinstance(node, bool) and isinstance(value, bool))
+            or (
+                isinstance(node, int)
+                and not isinstance(node, bool)
+                and isinstance(value, int)
+                and not isinstance(value, bool)
+            )
+            or (isinstance(node, float) and isinstance(value, number) and not isinstance(value, bool))
+            or (isinstance(node, str) and isinstance(value, str))
+            or (isinstance(node, Mapping) and isinstance(value, Mapping))
+            or (isinstance(node, (list, tuple)) and isinstance(value, (list, tuple)))
+        )
+        if not same:
+            raise OverrideError(
+                f"override {path}={value!r}: expected {_type_name(node)} like the registered "
+                f"value {node!r}, got {_type_name(value)}"
+            )
 
 
 def pprint_registry(*, print_output: bool = True) -> str | None:

@@ -33,17 +33,21 @@ def test_unknown_env_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["run", "--env", "multimnst-hps", "--method", "ew"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Did you mean 'multimnist-hps'" in err
+    assert "`mtlbench envs`" in err and "pprint_registry" not in err  # a CLI user gets a CLI command
 
 
 def test_unknown_method_is_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--env", "multimnist-hps", "--method", "rlww"]) == 1
-    assert "Did you mean 'rlw'" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Did you mean 'rlw'" in err and "`mtlbench methods`" in err
 
 
 def test_bad_override_is_one_line_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     args = ["run", "--env", "multimnist-hps", "--method", "ew", "--results-dir", str(tmp_path)]
     assert main([*args, "--override", "budget.epoch=1"]) == 1
-    assert "no field 'budget.epoch'" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no field 'budget.epoch'" in err and "Did you mean 'budget.epochs'" in err
+    assert not any(tmp_path.iterdir())  # refused before anything started
 
 
 def test_run_stores_unofficial_results_and_skips_them_on_rerun(
@@ -61,8 +65,11 @@ def test_run_stores_unofficial_results_and_skips_them_on_rerun(
         str(tmp_path),
     ]
     assert main([*args, *TINY, "--no-progress"]) == 0
-    files = sorted((tmp_path / "multimnist-hps-v1" / "rlw@1").glob("seed-*.json"))
+    (folder,) = (tmp_path / "multimnist-hps-v1").iterdir()  # apart from the official rlw@1/
+    assert folder.name.startswith("rlw@1+unofficial-")
+    files = sorted(folder.glob("seed-*.json"))
     assert [f.name for f in files] == ["seed-0.json", "seed-1.json"]
+    assert folder.name == f"rlw@1+unofficial-{json.loads(files[0].read_text())['spec_hash']}"
     data = json.loads(files[0].read_text())
     assert data["status"] == "ok" and data["official"] is False
     assert "2 run(s) written" in capsys.readouterr().out
@@ -77,7 +84,7 @@ def test_threads_are_set_and_recorded(tmp_path: Path) -> None:
         assert main([*args, "--results-dir", str(tmp_path), *TINY, "--no-progress"]) == 0
     finally:
         torch.set_num_threads(threads)  # "run" trains in this process
-    (file,) = (tmp_path / "multimnist-hps-v1" / "ew@1").glob("seed-*.json")
+    (file,) = tmp_path.glob("multimnist-hps-v1/ew@1+unofficial-*/seed-*.json")
     assert json.loads(file.read_text())["environment"]["torch_threads"] == 1
 
 
@@ -88,7 +95,8 @@ def test_check_and_submit_example(capsys: pytest.CaptureFixture[str], tmp_path: 
     argv = ["submit", str(folder), "--envs", "multimnist-hps", "--seeds", "0", "--backend", "inline"]
     assert main([*argv, "--results-dir", str(results), *TINY, "--no-progress"]) == 0
     assert len(list(results.glob("multimnist-hps-v1/example-loss-softmax@*/seed-0.json"))) == 1
-    assert (tmp_path / "README.md").exists() and (tmp_path / "index.html").exists()
+    assert (results / "pages" / "README.md").exists() and (results / "pages" / "index.html").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # nothing beside the results
 
 
 def test_check_rejects_a_broken_submission(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -100,13 +108,18 @@ def test_check_rejects_a_broken_submission(capsys: pytest.CaptureFixture[str], t
     assert "level" in out.out + out.err
 
 
-def test_leaderboard_build_on_empty_results(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    (tmp_path / "results").mkdir()
-    assert (
-        main(["leaderboard", "build", "--results-dir", str(tmp_path / "results"), "--out-dir", str(tmp_path)])
-        == 0
-    )
-    assert (tmp_path / "leaderboard.csv").exists()
+def test_leaderboard_build_on_a_missing_or_empty_results_folder_writes_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    results, pages = tmp_path / "results", tmp_path / "pages"
+    argv = ["leaderboard", "build", "--results-dir", str(results), "--pages-dir", str(pages)]
+    assert main(argv) == 1
+    assert "does not exist" in capsys.readouterr().err
+    results.mkdir()
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no result files" in err and "nothing was written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"] and not any(results.iterdir())
 
 
 def test_data_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -1,8 +1,13 @@
 """Result files: one JSON file per run, schema-validated and written atomically.
 
-Layout (docs/design.md, "Result file")::
+Layout (docs/design.md, "Result file"), under a results folder (``--results-dir``; default
+:func:`default_results_dir`, the published ones live in ``leaderboard/results``)::
 
-    leaderboard/results/<env-id>/<method>@<version>/seed-<k>.json
+    <results-dir>/<env-id>/<method>@<version>/seed-<k>.json
+    <results-dir>/<env-id>/<method>@<version>+unofficial-<spec-hash>/seed-<k>.json
+
+The second form holds unofficial runs (protocol fields overridden): keyed by the hash of the
+overridden protocol, they never share a file with an official run or with another override.
 
 A result carries everything needed to rebuild any leaderboard from it alone (AlgoPerf's
 "scoring reads only logs"): the env spec and its hash, the method and its
@@ -35,6 +40,9 @@ __all__ = [
     "Selected",
     "SoftwareEnvironment",
     "check_writable",
+    "default_results_dir",
+    "file_mode",
+    "keep_beside",
     "read_result",
     "result_path",
     "software_environment",
@@ -125,20 +133,68 @@ class ResultFileError(ValueError):
         self.path, self.reason = path, reason
 
 
-def result_path(root: str | os.PathLike[str], env_id: str, method: str, version: str, seed: int) -> Path:
-    """``<root>/<env-id>/<method>@<version>/seed-<k>.json``."""
-    return Path(root) / env_id / f"{method}@{version}" / f"seed-{seed}.json"
+#: environment variable naming the default results folder
+RESULTS_ENV_VAR: Final = "MTLBENCH_RESULTS"
 
 
-def write_result(path: Path, result: RunResult) -> Path:
-    """Write atomically: a temporary file in the same folder, fsync, then ``os.replace``."""
+def default_results_dir() -> str:
+    """``$MTLBENCH_RESULTS``, else ``mtlbench-results`` (relative to the working directory).
+
+    A user's runs never land in the published ``leaderboard/results`` by default: publishing
+    there is an explicit ``--results-dir leaderboard/results``.
+    """
+    return os.environ.get(RESULTS_ENV_VAR) or "mtlbench-results"
+
+
+def result_path(
+    root: str | os.PathLike[str],
+    env_id: str,
+    method: str,
+    version: str,
+    seed: int,
+    *,
+    unofficial_spec_hash: str | None = None,
+) -> Path:
+    """``<root>/<env-id>/<method>@<version>/seed-<k>.json``.
+
+    An unofficial run (``unofficial_spec_hash`` is the hash of its overridden protocol) goes
+    to ``<method>@<version>+unofficial-<hash>/`` instead, apart from the official runs.
+    """
+    folder = f"{method}@{version}"
+    if unofficial_spec_hash is not None:
+        folder += f"+unofficial-{unofficial_spec_hash}"
+    return Path(root) / env_id / folder / f"seed-{seed}.json"
+
+
+def file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file: ``0o666`` less the process umask."""
+    umask = None
+    try:  # Linux: read it without changing it (os.umask would race with other threads)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+                break
+    except (OSError, ValueError):
+        pass
+    if umask is None:
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` atomically: a temporary file in the same folder, fsync, ``os.replace``.
+
+    The file gets the mode of a normal file write (``0o666`` less the umask, typically
+    0644), not ``mkstemp``'s 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(result.model_dump(mode="json"), indent=1, sort_keys=True) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), file_mode())
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -146,6 +202,28 @@ def write_result(path: Path, result: RunResult) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_result(path: Path, result: RunResult) -> Path:
+    """Write one result file atomically (see :func:`atomic_write`)."""
+    text = json.dumps(result.model_dump(mode="json"), indent=1, sort_keys=True) + "\n"
+    return atomic_write(path, text.encode())
+
+
+def keep_beside(path: str | os.PathLike[str], tag: str) -> Path:
+    """Rename ``path`` to ``<name>.<tag>-<n>`` (the first free ``n``) in the same folder.
+
+    The new name does not end in ``.json``, so the leaderboard never reads it; nothing is
+    deleted. Returns the new path.
+    """
+    path = Path(path)
+    n = 1
+    while True:
+        target = path.with_name(f"{path.name}.{tag}-{n}")
+        if not target.exists():
+            os.replace(path, target)
+            return target
+        n += 1
 
 
 def read_result(path: str | os.PathLike[str]) -> RunResult:
@@ -174,8 +252,13 @@ def read_result(path: str | os.PathLike[str]) -> RunResult:
         ) from None
 
 
-def check_writable(directory: str | os.PathLike[str]) -> Path:
-    """Fail early, before training, if result files cannot be written under ``directory``."""
+def check_writable(
+    directory: str | os.PathLike[str], *, option: str = "--results-dir", what: str = "result files"
+) -> Path:
+    """Fail early, before training, if files cannot be written under ``directory``.
+
+    ``option`` and ``what`` name the command-line option and the kind of file in the error.
+    """
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -184,8 +267,8 @@ def check_writable(directory: str | os.PathLike[str]) -> Path:
         os.unlink(probe)
     except OSError as err:
         raise PermissionError(
-            f"cannot write result files under {directory}: {err.strerror or err}. "
-            "Choose another directory with --results-dir or fix its permissions."
+            f"cannot write {what} under {directory}: {err.strerror or err}. "
+            f"Choose another directory with {option} or fix its permissions."
         ) from None
     return directory
 

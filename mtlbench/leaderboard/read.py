@@ -101,9 +101,10 @@ def read_all(
         except ResultFileError as err:
             exclusions.append(Exclusion(rel, err.reason))
             continue
-        problem = _layout_problem(rel, result)
-        if problem is None and not result.official:
-            problem = "unofficial run (protocol fields were overridden)"
+        # unofficial first: their folder (<method>@<version>+unofficial-<hash>) is not the layout's
+        problem = "unofficial run (protocol fields were overridden)" if not result.official else None
+        if problem is None:
+            problem = _layout_problem(rel, result)
         if problem is None and lookup is not None:
             if result.env_id not in registered:
                 registered[result.env_id] = lookup(result.env_id)

@@ -14,6 +14,7 @@ from mtlbench.harness.results import (
     ResultFileError,
     RunResult,
     check_writable,
+    keep_beside,
     read_result,
     result_path,
     software_environment,
@@ -96,3 +97,29 @@ def test_unwritable_directory_fails_early_even_as_root(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(PermissionError, match="cannot write result files under"):
         check_writable(blocker / "results")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_result_files_get_the_mode_of_a_normal_file_write(tmp_path: Path, umask: int) -> None:
+    """Not mkstemp's 0600: a result file is as readable as any file the user writes (issue 14, item 11)."""
+    old = os.umask(umask)
+    try:
+        path = write_result(tmp_path / "seed-0.json", _result())
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_unofficial_runs_have_their_own_folder() -> None:
+    path = result_path("r", "nyuv2-hps-v1", "rlw", "1", 2, unofficial_spec_hash="0123456789abcdef")
+    assert path == Path("r/nyuv2-hps-v1/rlw@1+unofficial-0123456789abcdef/seed-2.json")
+
+
+def test_keep_beside_never_overwrites(tmp_path: Path) -> None:
+    for text in ("first", "second"):
+        (tmp_path / "seed-0.json").write_text(text)
+        keep_beside(tmp_path / "seed-0.json", "replaced")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed-0.json.replaced-1", "seed-0.json.replaced-2"]
+    assert (tmp_path / "seed-0.json.replaced-2").read_text() == "second"
