@@ -143,7 +143,9 @@ def families() -> dict[str, Setup]:
 
 def run_one(env_id: str, overrides: dict[str, Any], root: Path, method: str, device: str) -> dict[str, Any]:
     policy = mtlbench.policies.make(method)
-    env = mtlbench.make(env_id, device=device, data_root=str(root), overrides=overrides, **env_kwargs_for(policy))
+    env = mtlbench.make(
+        env_id, device=device, data_root=str(root), overrides=overrides, **env_kwargs_for(policy)
+    )
     try:
         result = mtlbench.train(env, policy, seed=0)
     finally:
@@ -194,7 +196,12 @@ def main() -> int:
                 try:
                     row = run_one(env_id, overrides, root, method, args.device)
                 except Exception:
-                    row = {"env": env_id, "method": method, "status": "raised", "message": traceback.format_exc()}
+                    row = {
+                        "env": env_id,
+                        "method": method,
+                        "status": "raised",
+                        "message": traceback.format_exc(),
+                    }
                 row["total_s"] = round(time.perf_counter() - start, 2)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
