@@ -97,10 +97,10 @@ class MethodRow:
     metrics: dict[tuple[str, str], tuple[float, float]]  # (task, metric) -> (mean, std) over ok seeds
     delta_p_by_seed: dict[int, float]  # ok seeds with an EW run of the same seed
     delta_p: tuple[float, float]  # mean, std over delta_p_by_seed
-    delta_p_ci: stats.Interval | None  # bootstrap interval of the mean over delta_p_by_seed
+    delta_p_ci: stats.Interval | None  # bootstrap-t interval of the mean over delta_p_by_seed (n >= 2)
     delta_p_last: float  # mean over seeds of delta_p of the last evaluation
     delta_m: tuple[float, float] | None  # vs the spec's stl_reference, when it has one
-    litmus: stats.LitmusResult | None  # None for the reference itself
+    litmus: stats.LitmusResult | None  # None for the reference itself; .ci carries method and n
     litmus_note: str  # why pairs were dropped, or why there is no test
     time_per_step_s: float
     peak_memory_mb: float
@@ -140,6 +140,9 @@ class AggregateRow:
     iqm_ci: stats.Interval | None
     n_scores: int
     verdicts: dict[str, int]
+    # one verdict across the envs where the method has a litmus test: the stratified
+    # bootstrap-t interval of the mean over envs of the per-env mean paired difference
+    litmus: stats.LitmusResult | None = None
 
 
 @dataclass
@@ -460,8 +463,8 @@ def _group_board(
                 metrics=metrics,
                 delta_p_by_seed=dps,
                 delta_p=stats.mean_std(dp_values),
-                delta_p_ci=stats.bootstrap_mean_ci(dp_values, n_boot=n_boot, seed=seed)
-                if dp_values.size
+                delta_p_ci=stats.mean_interval(dp_values, n_boot=n_boot, seed=seed)
+                if dp_values.size >= 2
                 else None,
                 delta_p_last=float(np.mean(last_values)) if last_values else math.nan,
                 delta_m=dm,
@@ -533,9 +536,19 @@ def _aggregate(groups: list[GroupBoard], *, n_boot: int, seed: int) -> list[Aggr
                 strata.append(np.array(row.scores, dtype=float))
         pooled = np.concatenate(strata) if strata else np.array([])
         verdicts: dict[str, int] = defaultdict(int)
-        for _, row in entries:
-            if row.litmus is not None:
-                verdicts[row.litmus.verdict] += 1
+        tested = [row.litmus for _, row in entries if row.litmus is not None]
+        for lit in tested:
+            verdicts[lit.verdict] += 1
+        across = (
+            stats.litmus_across(
+                [lit.differences for lit in tested],
+                reference=", ".join(sorted({lit.reference for lit in tested})),
+                n_boot=n_boot,
+                seed=seed,
+            )
+            if tested
+            else None
+        )
         out.append(
             AggregateRow(
                 method=mkey,
@@ -548,6 +561,7 @@ def _aggregate(groups: list[GroupBoard], *, n_boot: int, seed: int) -> list[Aggr
                 else None,
                 n_scores=int(pooled.size),
                 verdicts=dict(verdicts),
+                litmus=across,
             )
         )
     out.sort(key=lambda a: (math.inf if math.isnan(a.mean_rank) else a.mean_rank, a.method))
