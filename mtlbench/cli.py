@@ -1,4 +1,4 @@
-"""``mtlbench`` command line: run, benchmark, submit, check, leaderboard, data, envs, methods.
+"""``mtlbench`` command line: run, benchmark, submit, check, leaderboard, data, envs, methods, litmus.
 
 Every failure becomes one readable line on stderr and a non-zero exit code; ``--debug``
 shows the traceback instead.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -119,7 +120,72 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("envs", help="list the registered environments")
     sub.add_parser("methods", help="list the registered weighting methods")
+    _add_litmus(sub)
     return parser
+
+
+LITMUS_EXAMPLES = """\
+examples:
+  mtlbench litmus dwa                            a built-in method on the offline tier, 5 seeds
+  mtlbench litmus submissions/my-method          a submission folder
+  mtlbench litmus cagrad --seeds 0,1,2,3,4,5,6,7,8,9 --workers 2
+  mtlbench litmus dwa --envs multimnist-hps-v1 --results-dir runs/litmus
+
+The verdict is a screen on small offline envs, not the paper's benchmark: see docs/litmus.md.
+"""
+
+
+def _add_litmus(sub: argparse._SubParsersAction) -> None:
+    from mtlbench.leaderboard.litmus import DEFAULT_SEEDS
+    from mtlbench.leaderboard.stats import MIN_PAIRED_SEEDS
+
+    p = sub.add_parser(
+        "litmus",
+        help="does a method beat random weighting? train it on the offline tier and print verdicts",
+        description=textwrap.fill(
+            "Train a method on every env of the offline tier over the seeds, pair each seed "
+            "with stored EW and random-weighting runs (RLW for loss-level methods, RGW for gradient-level "
+            "ones and composites; missing reference runs are trained), and print per env and across envs "
+            "the mean paired delta_p difference, its 95% interval, the interval's method and n, and the "
+            "verdict: pass (interval above 0), fail (below 0), inconclusive (contains 0) or insufficient "
+            f"seeds (fewer than {MIN_PAIRED_SEEDS} paired seeds). Exit code 0 when it ran, whatever the "
+            "verdict; 1 on an error or a failed run.",
+            width=88,
+        ),
+        epilog=LITMUS_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("target", help="a submission folder (with submission.yaml) or a built-in method id")
+    p.add_argument(
+        "--seeds",
+        type=_seeds,
+        default=list(DEFAULT_SEEDS),
+        help=f"comma-separated seeds (default {','.join(map(str, DEFAULT_SEEDS))}; a verdict needs at "
+        f"least {MIN_PAIRED_SEEDS})",
+    )
+    p.add_argument(
+        "--envs", type=_csv, default=None, help="comma-separated env ids (default: the offline tier)"
+    )
+    p.add_argument("--workers", type=int, default=None, help="runs at once (default: GPUs, else cores/2)")
+    p.add_argument(
+        "--results-dir",
+        default=DEFAULT_RESULTS,
+        help=f"where new runs go (default {DEFAULT_RESULTS}); references are also read from the "
+        "published leaderboard/results, which is never written unless named here",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch threads per run (default: cores / workers)"
+    )
+    p.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: CUDA when present)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change a protocol field of every env, e.g. budget.epochs=1 (smoke tests: the runs are "
+        "unofficial and are paired only with references made with the same overrides)",
+    )
 
 
 # ---------------------------------------------------------------------------- commands
@@ -255,6 +321,26 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_litmus(args: argparse.Namespace) -> int:
+    from mtlbench.leaderboard.litmus import run_litmus
+
+    report = run_litmus(
+        args.target,
+        results_dir=args.results_dir,
+        envs=args.envs,
+        seeds=args.seeds,
+        workers=args.workers,
+        threads=args.threads,
+        device=args.device,
+        progress=not args.no_progress,
+        overrides=_overrides(args.override),
+    )
+    print(report.table())
+    for line in report.failed:
+        print(f"  FAILED {line}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "benchmark": cmd_benchmark,
@@ -264,6 +350,7 @@ COMMANDS = {
     "data": cmd_data,
     "envs": cmd_envs,
     "methods": cmd_methods,
+    "litmus": cmd_litmus,
 }
 
 
