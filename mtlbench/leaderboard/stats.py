@@ -168,6 +168,13 @@ def bootstrap_mean_ci(
     return percentile_interval(x[idx].mean(axis=1), level, n=int(x.size))
 
 
+def _sample_var(x: np.ndarray) -> np.ndarray:
+    """Sample variance (ddof=1) over the last axis; exactly 0 where all values are equal
+    (``np.var`` can leave ~1e-32 there, which would turn ``t* = +-inf`` into ``+-1e16``)."""
+    var: np.ndarray = x.var(axis=-1, ddof=1)
+    return np.where(x.max(axis=-1) == x.min(axis=-1), 0.0, var)
+
+
 def bootstrap_t_bounds(
     strata: Sequence[np.ndarray], *, n_boot: int, rng: np.random.Generator, level: float = CI_LEVEL
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +192,7 @@ def bootstrap_t_bounds(
     n_strata = len(xs)
     rows = xs[0].shape[0]
     means = np.stack([x.mean(axis=1) for x in xs])  # (E, R)
-    var_of_mean = np.stack([x.var(axis=1, ddof=1) / x.shape[1] for x in xs])
+    var_of_mean = np.stack([_sample_var(x) / x.shape[1] for x in xs])
     theta = means.mean(axis=0)
     se = np.sqrt(var_of_mean.sum(axis=0)) / n_strata
     indices = [rng.integers(0, x.shape[1], size=(n_boot, x.shape[1])) for x in xs]
@@ -200,7 +207,7 @@ def bootstrap_t_bounds(
         for x, idx in zip(xs, indices):
             draws = x[sl][:, idx]  # (r, n_boot, n_e)
             theta_b += draws.mean(axis=2)
-            var_b += draws.var(axis=2, ddof=1) / x.shape[1]
+            var_b += _sample_var(draws) / x.shape[1]
         theta_b /= n_strata
         se_b = np.sqrt(var_b) / n_strata
         diff = theta_b - theta[sl, None]

@@ -103,6 +103,16 @@ def test_three_seeds_give_an_unbounded_bootstrap_t_interval() -> None:
     assert (ci.low, ci.high) == (-math.inf, math.inf)
 
 
+def test_a_resample_of_equal_values_has_an_infinite_t() -> None:
+    # these values are not exactly their own mean in floating point ((x + x + x) / 3 != x), so
+    # np.var of three copies is ~1e-32, not 0: t* must still be +-inf, not +-1e16 (seen on
+    # the stored MultiMNIST runs before the fix)
+    d = [2.4843302028803014, 0.9460702413787125, 2.68586679106431]
+    assert any(np.var([v] * 3, ddof=1) > 0 for v in d)
+    ci = stats.mean_interval(d, n_boot=10_000, seed=0)
+    assert (ci.low, ci.high) == (-math.inf, math.inf)
+
+
 def test_litmus_verdicts() -> None:
     kw = dict(reference="rlw@1", n_boot=2000, seed=0)
     assert stats.MIN_PAIRED_SEEDS == 5
