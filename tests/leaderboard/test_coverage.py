@@ -58,9 +58,9 @@ def test_bootstrap_t_covers_the_mean(shape: str, n: int) -> None:
     [
         ((1.0, 1.0, 1.0, 1.0), FLOOR),
         ((1.0, 1.0, 1.0, 3.0), FLOOR),
-        # one skewed env dominating the variance: the across-env mean is then about a 5-seed
-        # mean of that env's skewed differences, and coverage drops below the target at n = 5
-        # (measured 91.5-92.8%, documented in docs/leaderboard.md); asserted so that it
+        # one skewed env dominating the variance: the across-env mean is then about an n-seed
+        # mean of that env's skewed differences, and coverage falls below the target (about
+        # 92% at n = 5 and 93% at n = 10, docs/leaderboard.md); asserted at 91% so that it
         # cannot get worse unnoticed
         ((1.0, 3.0, 0.2, 1.0), 0.91),
     ],
@@ -72,10 +72,11 @@ def test_the_stratified_interval_covers_the_mean_over_envs(
     # four envs with different shapes (and scales), as the offline tier's delta_p differences
     g = np.random.default_rng(100 + n)
     shapes = ("normal", "gamma2", "lognormal", "-lognormal")
-    strata = [scale * SHAPES[shape](g, n) for scale, shape in zip(scales, shapes)]
+    # half the samples of the one-env tests (4 envs cost 4 times as much): MC error ~0.5 points
+    strata = [scale * SHAPES[shape](g, n)[: R // 2] for scale, shape in zip(scales, shapes)]
     low, high = stats.bootstrap_t_bounds(strata, n_boot=N_BOOT, rng=np.random.default_rng(1), level=NOMINAL)
     coverage, above = _coverage(low, high)
-    assert coverage >= (floor if n == stats.MIN_PAIRED_SEEDS else FLOOR), f"n={n}: coverage {coverage:.3f}"
+    assert coverage >= floor, f"n={n}: coverage {coverage:.3f}"
     assert above <= 0.06
 
 
