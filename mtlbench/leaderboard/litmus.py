@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +170,6 @@ def resolve_method(target: str | os.PathLike[str]) -> tuple[MethodRef, str]:
 # ------------------------------------------------------------------------------- running
 def _stored(request: RunRequest, folders: Sequence[Path]) -> tuple[Path, RunResult] | None:
     """The first folder holding a final result of ``request`` (same spec hash and version)."""
-    from dataclasses import replace
-
     for folder in folders:
         candidate = replace(request, results_dir=str(folder))
         if is_done(candidate):
