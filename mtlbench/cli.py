@@ -1,4 +1,4 @@
-"""``mtlbench`` command line: run, benchmark, submit, check, leaderboard, data, envs, methods.
+"""``mtlbench`` command line: run, benchmark, submit, check, leaderboard, data, envs, methods, litmus.
 
 Every argument is validated before anything starts; every failure becomes one readable
 line on stderr and a non-zero exit code (``--debug`` shows the traceback instead). Exit
@@ -11,6 +11,7 @@ import argparse
 import difflib
 import logging
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -357,7 +358,82 @@ def build_parser() -> argparse.ArgumentParser:
 
     _sub(sub, "envs", "list the registered environments", _examples("mtlbench envs"))
     _sub(sub, "methods", "list the built-in weighting methods", _examples("mtlbench methods"))
+    _add_litmus(sub)
     return parser
+
+
+def _add_litmus(sub: Any) -> None:
+    from mtlbench.leaderboard.litmus import DEFAULT_SEEDS
+    from mtlbench.leaderboard.stats import MIN_PAIRED_SEEDS
+
+    p = _sub(
+        sub,
+        "litmus",
+        "does a method beat random weighting? train it on the offline tier and print verdicts",
+        _examples(
+            "mtlbench litmus dwa                       # a built-in method, the offline tier, 5 seeds",
+            "mtlbench litmus submissions/my-method     # a submission folder (isolated policy process)",
+            "mtlbench litmus cagrad --seeds 0,1,2,3,4,5,6,7,8,9 --workers 2",
+            "mtlbench litmus dwa --envs multimnist-hps --results-dir runs/litmus",
+        )
+        + "\nThe verdict is a screen on small offline envs, not the paper's benchmark: see docs/litmus.md.\n",
+        description=textwrap.fill(
+            "Train a method on every env of the offline tier over the seeds, pair each seed "
+            "with stored EW and random-weighting runs (RLW for loss-level methods, RGW for gradient-level "
+            "ones and composites; missing reference runs are trained into the results folder), and print "
+            "per env and across envs the mean paired delta_p difference, its 95% interval, the interval's "
+            "method and n, and the verdict: pass (interval above 0), fail (below 0), inconclusive "
+            f"(contains 0) or insufficient seeds (fewer than {MIN_PAIRED_SEEDS} paired seeds). Exit code 0 "
+            "when it ran, whatever the verdict; 1 on an error or a failed run.",
+            width=88,
+        ),
+    )
+    p.add_argument("target", help="a submission folder (with submission.yaml) or a built-in method id")
+    p.add_argument(
+        "--seeds",
+        type=_seeds,
+        default=list(DEFAULT_SEEDS),
+        metavar="K,K,...",
+        help=f"comma-separated seeds >= 0 (default: {','.join(map(str, DEFAULT_SEEDS))}; a verdict needs "
+        f"at least {MIN_PAIRED_SEEDS})",
+    )
+    p.add_argument(
+        "--envs", type=_csv, default=None, help="comma-separated env ids (default: the offline tier)"
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="runs at once, >= 1 (default: the number of GPUs, else cores / 2)",
+    )
+    p.add_argument(
+        "--results-dir",
+        default=None,
+        metavar="DIR",
+        help=f"where new runs go (default: ${RESULTS_ENV_VAR}, else ./mtlbench-results); references "
+        "are also read from the published leaderboard/results, which is never written unless named here",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="torch threads per run, >= 1 (default: cores / workers)",
+    )
+    p.add_argument(
+        "--device", default=None, help="cuda, cuda:1 or cpu (default: CUDA when present, else cpu)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--override",
+        type=_override,
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change a protocol field of every env, e.g. budget.epochs=1 (smoke tests: the runs are "
+        "unofficial and are paired only with references made with the same overrides)",
+    )
 
 
 # ------------------------------------------------------------------ validation
@@ -624,6 +700,27 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_litmus(args: argparse.Namespace) -> int:
+    from mtlbench.leaderboard.litmus import run_litmus
+
+    _defaults(args)
+    report = run_litmus(
+        args.target,
+        results_dir=args.results_dir,
+        envs=args.envs,
+        seeds=args.seeds,
+        workers=args.workers,
+        threads=args.threads,
+        device=args.device,
+        progress=not args.no_progress,
+        overrides=dict(args.override),
+    )
+    print(report.table())
+    for line in report.failed:
+        print(f"  FAILED {line}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "benchmark": cmd_benchmark,
@@ -633,6 +730,7 @@ COMMANDS = {
     "data": cmd_data,
     "envs": cmd_envs,
     "methods": cmd_methods,
+    "litmus": cmd_litmus,
 }
 
 

@@ -39,6 +39,7 @@ from mtlbench.leaderboard.model import (
     MethodRow,
     RegistryLookup,
     Run,
+    reference_for,
 )
 from mtlbench.leaderboard.read import (
     higher_is_better,
@@ -69,10 +70,6 @@ def _discover(results_dir: Path) -> list[Path]:
 
 
 # ------------------------------------------------------------------------- computing
-def _reference_for(name: str, level: str) -> str:
-    return GRADIENT_REFERENCE if level == "gradient" or "+" in name else LOSS_REFERENCE
-
-
 def _pick(methods: dict[str, dict[int, Run]], name: str, notes: list[str], role: str) -> str | None:
     """The ``name@version`` playing ``role``: the version with the most usable seeds."""
     keys = [k for k in methods if k.rpartition("@")[0] == name]
@@ -190,7 +187,7 @@ def _group_board(
             else []
         )
         # the litmus test
-        reference = _reference_for(name, level)
+        reference = reference_for(name, level)
         ref_key = ref_keys[reference]
         litmus_result: stats.LitmusResult | None = None
         note = ""
@@ -224,8 +221,8 @@ def _group_board(
                 metrics=metrics,
                 delta_p_by_seed=dps,
                 delta_p=stats.mean_std(dp_values),
-                delta_p_ci=stats.bootstrap_mean_ci(dp_values, n_boot=n_boot, seed=seed)
-                if dp_values.size
+                delta_p_ci=stats.mean_interval(dp_values, n_boot=n_boot, seed=seed)
+                if dp_values.size >= 2
                 else None,
                 delta_p_last=float(np.mean(last_values)) if last_values else math.nan,
                 delta_m=dm,
@@ -297,9 +294,19 @@ def _aggregate(groups: list[GroupBoard], *, n_boot: int, seed: int) -> list[Aggr
                 strata.append(np.array(row.scores, dtype=float))
         pooled = np.concatenate(strata) if strata else np.array([])
         verdicts: dict[str, int] = defaultdict(int)
-        for _, row in entries:
-            if row.litmus is not None:
-                verdicts[row.litmus.verdict] += 1
+        tested = [row.litmus for _, row in entries if row.litmus is not None]
+        for lit in tested:
+            verdicts[lit.verdict] += 1
+        across = (
+            stats.litmus_across(
+                [lit.differences for lit in tested],
+                reference=", ".join(sorted({lit.reference for lit in tested})),
+                n_boot=n_boot,
+                seed=seed,
+            )
+            if tested
+            else None
+        )
         out.append(
             AggregateRow(
                 method=mkey,
@@ -312,6 +319,7 @@ def _aggregate(groups: list[GroupBoard], *, n_boot: int, seed: int) -> list[Aggr
                 else None,
                 n_scores=int(pooled.size),
                 verdicts=dict(verdicts),
+                litmus=across,
             )
         )
     out.sort(key=lambda a: (math.inf if math.isnan(a.mean_rank) else a.mean_rank, a.method))

@@ -84,8 +84,16 @@ def interval(ci: stats.Interval | None) -> str:
 
 
 def interval_label(ci: stats.Interval | None = None, *, stratified: bool = False) -> str:
-    """How an interval was computed, e.g. ``"95% percentile bootstrap"`` (docs/leaderboard.md)."""
-    kind = "stratified bootstrap" if stratified else "percentile bootstrap"
+    """How an interval was computed, e.g. ``"95% bootstrap-t"`` (docs/leaderboard.md).
+
+    With ``ci``, its own method and level (and the number of envs it pools); without, the
+    method the leaderboard uses: bootstrap-t for litmus intervals, the stratified percentile
+    bootstrap for the IQM across envs (``stratified=True``).
+    """
+    if ci is not None:
+        envs = f", {ci.strata} envs" if ci.strata > 1 else ""
+        return f"{ci.level:.0%} {ci.method}{envs}"
+    kind = stats.STRATIFIED_PERCENTILE if stratified else stats.BOOTSTRAP_T
     return f"{stats.CI_LEVEL:.0%} {kind}"
 
 
@@ -218,7 +226,8 @@ def params(lb: Leaderboard) -> list[tuple[str, str]]:
         ("result files", f"{lb.n_files} read, {used} used, {len(lb.exclusions)} excluded"),
         (
             "bootstrap",
-            f"percentile, {stats.CI_LEVEL:.0%} intervals, n_boot = {lb.n_boot}, "
+            f"bootstrap-t (litmus, Δp) and stratified percentile (IQM), {stats.CI_LEVEL:.0%} intervals, "
+            f"n_boot = {lb.n_boot}, "
             f"seed = {lb.seed} (numpy.random.default_rng)",
         ),
         ("registry check", lb.registry_check),

@@ -26,6 +26,7 @@ __all__ = [
     "MethodRow",
     "RegistryLookup",
     "Run",
+    "reference_for",
 ]
 
 #: env id -> the registered spec's hash, or None when the id is not registered
@@ -33,6 +34,11 @@ RegistryLookup = Callable[[str], "str | None"]
 BASELINE = "ew"
 LOSS_REFERENCE = "rlw"
 GRADIENT_REFERENCE = "rgw"
+
+
+def reference_for(name: str, level: str) -> str:
+    """The litmus reference of a method: RGW for gradient level and composites, RLW for loss level."""
+    return GRADIENT_REFERENCE if level == "gradient" or "+" in name else LOSS_REFERENCE
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ class MethodRow:
     metrics: dict[tuple[str, str], tuple[float, float]]  # (task, metric) -> (mean, std) over ok seeds
     delta_p_by_seed: dict[int, float]  # ok seeds with an EW run of the same seed
     delta_p: tuple[float, float]  # mean, std over delta_p_by_seed
-    delta_p_ci: stats.Interval | None  # bootstrap interval of the mean over delta_p_by_seed
+    delta_p_ci: stats.Interval | None  # bootstrap-t interval of the mean over delta_p_by_seed (n >= 2)
     delta_p_last: float  # mean over seeds of delta_p of the last evaluation
     delta_m: tuple[float, float] | None  # vs the spec's stl_reference, when it has one
     litmus: stats.LitmusResult | None  # None for the reference itself
@@ -123,6 +129,9 @@ class AggregateRow:
     iqm_ci: stats.Interval | None
     n_scores: int
     verdicts: dict[str, int]
+    # one verdict across the envs where the method has a litmus test: the stratified
+    # bootstrap-t interval of the mean over envs of the per-env mean paired difference
+    litmus: stats.LitmusResult | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,14 @@ from typing import Any
 from mtlbench.harness.results import ResultFileError, RunResult, read_result
 from mtlbench.leaderboard.model import Exclusion, MethodCard, RegistryLookup, Run
 
-__all__ = ["higher_is_better", "method_cards", "read_all", "registry_lookup", "submissions_folder"]
+__all__ = [
+    "higher_is_better",
+    "method_cards",
+    "read_all",
+    "registry_lookup",
+    "run_failure",
+    "submissions_folder",
+]
 
 
 def registry_lookup() -> tuple[RegistryLookup | None, str]:
@@ -77,7 +84,7 @@ def _metrics_problem(
     return f"selected test metrics do not match the spec's: missing {missing}, unexpected {extra}"
 
 
-def _failure(result: RunResult) -> str | None:
+def run_failure(result: RunResult) -> str | None:
     if result.status != "ok":
         return f"{result.status}" + (f" ({result.message})" if result.message else "")
     if result.selected is None:
@@ -127,7 +134,7 @@ def read_all(
         if problem is not None:
             exclusions.append(Exclusion(rel, problem))
             continue
-        runs.append(Run(rel, result, _failure(result)))
+        runs.append(Run(rel, result, run_failure(result)))
     return runs, exclusions
 
 

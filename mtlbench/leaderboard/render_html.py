@@ -14,6 +14,7 @@ import html
 import math
 from collections.abc import Iterable, Sequence
 
+from mtlbench.leaderboard import stats
 from mtlbench.leaderboard.formatting import (
     DASH,
     DOCS,
@@ -170,8 +171,8 @@ def _verdict_section(lb: Leaderboard) -> list[str]:
     )
     legend = (
         f"{explanation} {_badge('pass')} interval above 0 · {_badge('fail')} below 0 · {_badge('inconclusive')} "
-        f"contains 0 · {_badge('insufficient seeds')} fewer than 2 paired seeds · {_badge('reference')} "
-        "the random-weighting reference itself. A failed run counts as a loss (difference −∞). "
+        f"contains 0 · {_badge('insufficient seeds')} fewer than {stats.MIN_PAIRED_SEEDS} paired seeds · {_badge('reference')} "
+        "the random-weighting reference itself. A failed run of the method is a fail. "
         "Hover a cell for the full statement; names link to the papers."
     )
     plot = _img(

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from tabulate import tabulate
 
+from mtlbench.leaderboard import stats
 from mtlbench.leaderboard.formatting import (
     DASH,
     DOCS,
@@ -102,7 +103,7 @@ def markdown(lb: Leaderboard) -> bytes:
         "gradient weighting (`rgw`), paired by seed. It **passes** when the "
         f"{interval_label()} interval of the mean paired Δp difference lies above 0, **fails** "
         "when it lies below 0, and is **inconclusive** otherwise; **insufficient seeds** below "
-        "two paired seeds. A failed run counts as a loss (its difference is −∞). Each cell: "
+        f"{stats.MIN_PAIRED_SEEDS} paired seeds. A failed run of the method is a fail. Each cell: "
         "verdict, mean paired difference (Δp points), its interval, and n, the number of paired "
         "seeds. Δp is relative to EW of the same seed (percent, higher is better); Δm is relative "
         f"to single-task references (percent, lower is better). Exact rules: [{DOCS}](../{DOCS}).",

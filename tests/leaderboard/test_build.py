@@ -53,8 +53,46 @@ def test_delta_p_per_seed_is_paired_with_ew(results_dir: Path, tmp_path: Path) -
     assert mean == pytest.approx(6.0) and std == pytest.approx(0.4)
 
 
-def test_litmus_verdicts(results_dir: Path, tmp_path: Path) -> None:
+def test_litmus_verdicts_with_three_seeds_are_insufficient(results_dir: Path, tmp_path: Path) -> None:
     rows = _rows(_group(_build(results_dir, tmp_path)))
+    verdicts = {n: (r.litmus.verdict if r.litmus else r.litmus_note) for n, r in rows.items()}
+    # 3 paired seeds are below stats.MIN_PAIRED_SEEDS: never a pass; a failed run is a fail
+    assert verdicts == {
+        "ew": "insufficient seeds",
+        "rlw": "reference",
+        "rgw": "reference",
+        "good": "insufficient seeds",
+        "bad": "insufficient seeds",
+        "tie": "insufficient seeds",
+        "rlw+cagrad": "insufficient seeds",
+        "flaky": "fail",
+        "lonely": "insufficient seeds",
+    }
+    assert rows["good"].litmus.ci.n == 3  # type: ignore[union-attr]
+
+
+# seeds 3 and 4 for the fixture's methods, keeping their mean delta_p
+EXTRA_SEEDS = {
+    "ew": [0.0, 0.0],
+    "rlw": [1.2, 0.8],
+    "rgw": [0.9, 1.1],
+    "good": [6.2, 5.8],
+    "bad": [-4.2, -3.8],
+    "tie": [1.2, 0.8],
+    "rlw+cagrad": [2.1, 2.3],
+}
+
+
+def _five_seeds(add_result: Callable[..., Path]) -> None:
+    for name, values in EXTRA_SEEDS.items():
+        for seed, x in enumerate(values, start=3):
+            add_result(name, METHODS[name][0], seed, x)
+
+
+def test_litmus_verdicts(results_dir: Path, tmp_path: Path, add_result: Callable[..., Path]) -> None:
+    _five_seeds(add_result)
+    lb = _build(results_dir, tmp_path)
+    rows = _rows(_group(lb))
     verdicts = {n: (r.litmus.verdict if r.litmus else r.litmus_note) for n, r in rows.items()}
     assert verdicts == {
         "ew": "fail",  # EW is below RLW on every seed of this fixture
@@ -64,27 +102,54 @@ def test_litmus_verdicts(results_dir: Path, tmp_path: Path) -> None:
         "bad": "fail",
         "tie": "inconclusive",
         "rlw+cagrad": "pass",
-        "flaky": "inconclusive",
+        "flaky": "fail",
         "lonely": "insufficient seeds",
     }
     assert rows["rlw+cagrad"].litmus.reference == "rgw@1"  # type: ignore[union-attr]
     assert rows["good"].litmus.reference == "rlw@1"  # type: ignore[union-attr]
     # identical to rlw: every paired difference is exactly 0, so the interval is exactly [0, 0]
-    assert rows["tie"].litmus.ci == stats.Interval(0.0, 0.0)  # type: ignore[union-attr]
+    assert rows["tie"].litmus.ci == stats.Interval(0.0, 0.0, method="bootstrap-t", n=5)  # type: ignore[union-attr]
+    # the across-env verdict (one env here) is the per-env one
+    agg = {a.method: a for a in lb.aggregate}
+    assert agg["good@1"].litmus is not None and agg["good@1"].litmus.verdict == "pass"
+    assert agg["good@1"].litmus.ci == rows["good"].litmus.ci  # type: ignore[union-attr]
 
 
-def test_litmus_interval_is_the_bootstrap_of_the_paired_differences(
-    results_dir: Path, tmp_path: Path
+def test_litmus_interval_is_the_bootstrap_t_of_the_paired_differences(
+    results_dir: Path, tmp_path: Path, add_result: Callable[..., Path]
 ) -> None:
+    _five_seeds(add_result)
     rows = _rows(_group(_build(results_dir, tmp_path)))
-    d = np.array([rows["good"].delta_p_by_seed[s] - rows["rlw"].delta_p_by_seed[s] for s in range(3)])
-    rng = np.random.default_rng(0)
-    means = d[rng.integers(0, 3, size=(N_BOOT, 3))].mean(axis=1)
-    expected = (np.quantile(means, 0.025, method="lower"), np.quantile(means, 0.975, method="higher"))
+    d = np.array([rows["good"].delta_p_by_seed[s] - rows["rlw"].delta_p_by_seed[s] for s in range(5)])
+    expected = stats.mean_interval(d, n_boot=N_BOOT, seed=0)
     lit = rows["good"].litmus
-    assert lit is not None and lit.n_pairs == 3
-    assert (lit.ci.low, lit.ci.high) == expected  # type: ignore[union-attr]
+    assert lit is not None and lit.n_pairs == 5
+    assert lit.ci == expected and lit.ci.describe() == "95% bootstrap-t, n=5"
     assert lit.mean_diff == pytest.approx(5.0)
+    assert rows["good"].delta_p_ci == stats.mean_interval(
+        list(rows["good"].delta_p_by_seed.values()), n_boot=N_BOOT, seed=0
+    )
+
+
+def test_across_env_litmus_is_stratified(
+    results_dir: Path, tmp_path: Path, add_result: Callable[..., Path]
+) -> None:
+    _five_seeds(add_result)
+    for name, x in {"ew": 0.0, "rlw": 1.0, "good": 3.0}.items():
+        for seed in range(5):
+            add_result(name, "loss", seed, x + 0.1 * seed if name != "ew" else 0.0, env_id="other-hps-v1")
+    lb = _build(results_dir, tmp_path)
+    # envs in the order of the across-env groups (sorted by key)
+    per_env = [_rows(_group(lb, env_id=k.env_id))["good"].litmus for k in lb.aggregate_groups]
+    across = {a.method: a for a in lb.aggregate}["good@1"].litmus
+    assert across is not None and across.n_envs == 2 and across.n_pairs == 10
+    assert across.mean_diff == pytest.approx(np.mean([lit.mean_diff for lit in per_env]))  # type: ignore[union-attr]
+    assert across.ci == stats.stratified_mean_interval(
+        [lit.differences for lit in per_env],  # type: ignore[union-attr]
+        n_boot=N_BOOT,
+        seed=0,
+    )
+    assert across.verdict == "pass"
 
 
 def test_failed_runs_count_and_cannot_pass(results_dir: Path, tmp_path: Path) -> None:
@@ -118,7 +183,7 @@ def test_ranks_and_aggregate(results_dir: Path, tmp_path: Path) -> None:
     agg = {a.method: a for a in lb.aggregate}
     assert agg["good@1"].mean_rank == 1.0 and agg["good@1"].n_envs == 1
     assert agg["good@1"].iqm == pytest.approx(6.0)
-    assert agg["good@1"].verdicts == {"pass": 1}
+    assert agg["good@1"].verdicts == {"insufficient seeds": 1}  # 3 seeds
     assert [g.label for g in lb.aggregate_groups] == [f"{ENV_ID} (spec {SPEC_HASH[:8]}, evaluator 1)"]
 
 
@@ -229,7 +294,7 @@ def test_csv_has_one_row_per_group_and_method(results_dir: Path, tmp_path: Path)
     rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "leaderboard.csv").read_text())))
     assert sorted(r["name"] for r in rows) == sorted(METHODS)
     good = next(r for r in rows if r["name"] == "good")
-    assert good["litmus_verdict"] == "pass" and good["spec_hash"] == SPEC_HASH
+    assert good["litmus_verdict"] == "insufficient seeds" and good["spec_hash"] == SPEC_HASH
     assert float(good["delta_p_mean"]) == pytest.approx(6.0)
     assert float(good["test:left/acc:mean"]) == pytest.approx(
         np.mean([scaled(s, x)["left"]["acc"] for s, x in enumerate([6.0, 6.4, 5.6])])

@@ -72,13 +72,17 @@ def test_verdict_matrix_has_a_dash_where_a_method_has_no_runs(
     for name in ("ew", "rlw", "good"):
         for seed in range(3):
             add_result(name, "loss", seed, 1.0 if name != "ew" else 0.0, env_id="other-hps-v1")
+    for name, values in {"ew": [0.0, 0.0], "rlw": [1.2, 0.8], "good": [6.2, 5.8]}.items():
+        for seed, x in enumerate(values, start=3):  # a verdict needs 5 paired seeds
+            add_result(name, "loss", seed, x)
     lb = build_leaderboard(results_dir, tmp_path / "out", n_boot=N_BOOT, registry=None).leaderboard
     matrix = {a.method: cells for a, cells in verdict_matrix(lb)}
     assert [c is None for c in matrix["bad@1"]] == [True, False]  # other-hps-v1 sorts first
     good_other, good_toy = matrix["good@1"]
     assert good_other is not None and good_toy is not None
-    assert good_toy.verdict == "pass" and good_toy.n == 3 and good_toy.text.endswith(", n = 3")
-    assert "95% percentile bootstrap" in good_toy.title and "n = 3 paired seeds" in good_toy.title
+    assert good_toy.verdict == "pass" and good_toy.n == 5 and good_toy.text.endswith(", n = 5")
+    assert good_other.verdict == "insufficient seeds" and good_other.text.endswith(", n = 3")
+    assert "95% bootstrap-t" in good_toy.title and "n = 5 paired seeds" in good_toy.title
     assert matrix["rlw@1"][0] is not None and matrix["rlw@1"][0].verdict == "reference"
     page = (tmp_path / "out" / "index.html").read_text()
     assert page.split("<table", 2)[1].count('<th scope="col"') == 6  # method, 2 envs, 3 summary columns
