@@ -25,7 +25,7 @@ from mtlbench.registration import (
     register,
 )
 
-EPOCHS = 50
+EPOCHS = 100
 #: test MAE (in mtlbench.data.qm9.UNITS) of single-task runs; see benchmarks/stl_reference.py
 STL_REFERENCE: dict[str, dict[str, float]] | None = None
 
