@@ -191,8 +191,15 @@ class BenchmarkSpec:
 
     @property
     def hash(self) -> str:
-        """SHA-256 of the canonical JSON of the protocol (first 16 hex digits)."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        """SHA-256 of the canonical JSON of the protocol (first 16 hex digits).
+
+        ``superseded_by`` points to a newer version and is not part of the protocol: it is
+        hashed as ``None``, so marking a version superseded keeps its stored results valid.
+        """
+        data = self.to_dict()
+        data["superseded_by"] = None
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BenchmarkSpec:

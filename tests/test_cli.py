@@ -65,7 +65,7 @@ def test_run_stores_unofficial_results_and_skips_them_on_rerun(
         str(tmp_path),
     ]
     assert main([*args, *TINY, "--no-progress"]) == 0
-    (folder,) = (tmp_path / "multimnist-hps-v1").iterdir()  # apart from the official rlw@1/
+    (folder,) = (tmp_path / "multimnist-hps-v2").iterdir()  # apart from the official rlw@1/
     assert folder.name.startswith("rlw@1+unofficial-")
     files = sorted(folder.glob("seed-*.json"))
     assert [f.name for f in files] == ["seed-0.json", "seed-1.json"]
@@ -84,7 +84,7 @@ def test_threads_are_set_and_recorded(tmp_path: Path) -> None:
         assert main([*args, "--results-dir", str(tmp_path), *TINY, "--no-progress"]) == 0
     finally:
         torch.set_num_threads(threads)  # "run" trains in this process
-    (file,) = tmp_path.glob("multimnist-hps-v1/ew@1+unofficial-*/seed-*.json")
+    (file,) = tmp_path.glob("multimnist-hps-v2/ew@1+unofficial-*/seed-*.json")
     assert json.loads(file.read_text())["environment"]["torch_threads"] == 1
 
 
@@ -94,7 +94,7 @@ def test_check_and_submit_example(capsys: pytest.CaptureFixture[str], tmp_path: 
     results = tmp_path / "results"
     argv = ["submit", str(folder), "--envs", "multimnist-hps", "--seeds", "0", "--backend", "inline"]
     assert main([*argv, "--results-dir", str(results), *TINY, "--no-progress"]) == 0
-    assert len(list(results.glob("multimnist-hps-v1/example-loss-softmax@*/seed-0.json"))) == 1
+    assert len(list(results.glob("multimnist-hps-v2/example-loss-softmax@*/seed-0.json"))) == 1
     assert (results / "pages" / "README.md").exists() and (results / "pages" / "index.html").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # nothing beside the results
 

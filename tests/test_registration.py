@@ -42,7 +42,7 @@ def test_make_without_version_gives_latest() -> None:
     finally:
         del registry["multimnist-hps-v2"]
         del gymnasium.registry["mtlbench/multimnist-hps-v2"]
-    assert spec("multimnist-hps").id == "multimnist-hps-v1"
+    assert spec("multimnist-hps").id == "multimnist-hps-v2"
 
 
 def test_unknown_id_suggests_close_matches() -> None:

@@ -2,7 +2,8 @@
 
 Each module (see :mod:`mtlbench.data.base` for the contract) reads its dataset's standard
 on-disk format from the data root (``$MTLBENCH_DATA``, default ``~/.cache/mtlbench``), or,
-for MultiMNIST and QM9, from data shipped inside an installable package.
+for the offline tier (MultiMNIST, QM9, QM9-small, digit attributes, digit domains), from data
+shipped inside an installable package.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from mtlbench.data.base import (
 DATASETS: dict[str, str] = {
     "multimnist": "multimnist",
     "qm9": "qm9",
+    "qm9_small": "qm9_small",
+    "digit_attributes": "digit_attributes",
+    "digit_domains": "digit_domains",
     "nyuv2": "nyuv2",
     "cityscapes": "cityscapes",
     "celeba": "celeba",

@@ -8,7 +8,18 @@ from __future__ import annotations
 import importlib
 
 #: modules under mtlbench.envs that register env ids when imported
-FAMILIES = ("multimnist", "qm9", "nyuv2", "cityscapes", "celeba", "office", "xtreme")
+FAMILIES = (
+    "multimnist",
+    "qm9",
+    "nyuv2",
+    "cityscapes",
+    "celeba",
+    "office",
+    "xtreme",
+    "digit_attributes",
+    "digit_domains",
+    "qm9_small",
+)
 
 for _family in FAMILIES:
     try:

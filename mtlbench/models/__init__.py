@@ -19,6 +19,8 @@ from mtlbench.models.base import HPS, MTLModel
 BACKBONES: dict[str, str] = {
     "lenet": "mtlbench.models.lenet:lenet",
     "mpnn": "mtlbench.models.mpnn:mpnn",
+    "small_cnn": "mtlbench.models.small_cnn:small_cnn",
+    "mlp": "mtlbench.models.mlp:mlp",
     "resnet18": "mtlbench.models.resnet:resnet18",
     "mbert": "mtlbench.models.bert:mbert",
     "resnet50_dilated_aspp": "mtlbench.models.resnet_dilated:resnet50_dilated_aspp",
