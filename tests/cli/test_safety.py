@@ -70,7 +70,7 @@ def test_an_unofficial_run_never_replaces_an_official_result(
     argv = ["run", "--env", "multimnist-hps", "--method", "ew", "--seeds", "0"]
     assert main([*argv, "--results-dir", str(tmp_path), *TINY, "--no-progress"]) == 0
     assert official.path.read_bytes() == before
-    (stored,) = tmp_path.glob("multimnist-hps-v1/ew@1+unofficial-*/seed-0.json")
+    (stored,) = tmp_path.glob("multimnist-hps-v2/ew@1+unofficial-*/seed-0.json")
     assert read_result(stored).official is False and read_result(stored).status == "ok"
     out = capsys.readouterr().out
     assert "unofficial runs (--override): stored apart from the official ones" in out
@@ -121,7 +121,7 @@ def test_envs_all_runs_every_registered_env_whose_data_is_present(tmp_path: Path
         return not verify(data_root, **kwargs)
 
     selected = sorted(s.id for s in registry.values() if not s.superseded_by and present(s.dataset.name))
-    assert "multimnist-hps-v1" in selected and "nyuv2-hps-v1" not in selected
+    assert "multimnist-hps-v2" in selected and "multimnist-hps-v1" not in selected and "nyuv2-hps-v1" not in selected
     method = load_submission(EXAMPLE).method_ref()
     for env in selected:  # stored already: the command must find them, not train them
         fabricate(RunRequest(env, method, 0, results_dir=str(results)))

@@ -45,7 +45,7 @@ def _stored(request: RunRequest, status: str = "ok", **update: object) -> Path:
 
 def test_official_and_unofficial_runs_have_different_files(tmp_path: Path) -> None:
     official, unofficial = _request(tmp_path, overrides={}), _request(tmp_path)
-    assert official.path == tmp_path / "multimnist-hps-v1" / "toy@1" / "seed-0.json"
+    assert official.path == tmp_path / "multimnist-hps-v2" / "toy@1" / "seed-0.json"
     assert unofficial.path.parent.name == f"toy@1+unofficial-{spec('multimnist-hps').replace(TINY).hash}"
     other = _request(tmp_path, overrides={**TINY, "budget.epochs": 3})
     assert len({official.path, unofficial.path, other.path}) == 3
@@ -105,4 +105,4 @@ def test_check_requests_refuses_workers_below_one_and_duplicates(tmp_path: Path)
     with pytest.raises(ValueError, match="workers must be >= 1"):
         check_requests([_request(tmp_path)], workers=0)
     with pytest.raises(ValueError, match="listed twice"):
-        check_requests([_request(tmp_path), _request(tmp_path, env_id="multimnist-hps-v1")])
+        check_requests([_request(tmp_path), _request(tmp_path, env_id="multimnist-hps-v2")])
