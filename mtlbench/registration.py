@@ -49,7 +49,7 @@ __all__ = [
 
 ENV_ID_RE = re.compile(r"^(?:(?P<namespace>[\w:.-]+)/)?(?P<name>[\w:.-]+?)(?:-v(?P<version>\d+))?$")
 #: keyword arguments of ``make`` that never change the protocol
-RUNTIME_KWARGS = frozenset({"device", "data_root", "num_workers", "observe", "wrt", "precision"})
+RUNTIME_KWARGS = frozenset({"device", "data_root", "num_workers", "observe", "wrt", "level", "precision"})
 
 
 class Error(Exception):
@@ -290,7 +290,7 @@ def make(env_id: str | BenchmarkSpec, **kwargs: Any) -> MTLEnv:
     """Build the environment ``env_id``.
 
     Runtime keyword arguments (``device``, ``data_root``, ``num_workers``, ``observe``,
-    ``wrt``, ``precision``) never change the protocol. ``overrides={"budget.epochs": 1}``
+    ``wrt``, ``level``, ``precision``) never change the protocol. ``overrides={"budget.epochs": 1}``
     changes protocol fields and marks the env unofficial.
     """
     spec_ = env_id if isinstance(env_id, BenchmarkSpec) else spec(env_id)

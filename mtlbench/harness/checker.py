@@ -14,9 +14,10 @@ The checks (DESIGN.md, "Policy" and "Reliability principles"):
 ``hparams``        ``hparams()`` is a JSON-serialisable dict (it is stored in result files)
 ``needs``          observations carry *only* the declared keys (plus ``losses``, ``step`` and
                    ``epoch``, which the env always sends): reading another key fails
-``actions``        type and shape ((T,) tensor for loss level; ``GradientWeights`` (T,) or
-                   ``GradientDirection`` (D,) for gradient level), finite, non-negative for
-                   loss level; observations are not modified in place
+``actions``        :func:`mtlbench.protocol.action_problem`, the validator the env runs too:
+                   type and shape ((T,) floating tensor for loss level; ``GradientWeights``
+                   (T,) or ``GradientDirection`` (D,) for gradient level), finite,
+                   non-negative loss and head weights; observations not modified in place
 ``determinism``    two fresh instances reset with the same seed give identical actions
 ``global_rng``     construction, ``reset``, ``act`` and ``update`` leave the global torch,
                    NumPy and ``random`` RNG states untouched
@@ -41,7 +42,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from mtlbench.policies.base import KNOWN_NEEDS, GradientDirection, GradientWeights
+from mtlbench.protocol import (
+    ALWAYS_OBSERVED,
+    KNOWN_NEEDS,
+    OBSERVATION_NEEDS,
+    GradientDirection,
+    GradientWeights,
+    action_problem,
+)
 
 if TYPE_CHECKING:
     from mtlbench.policies.base import Policy
@@ -57,9 +65,6 @@ __all__ = [
 
 PolicyFactory = Callable[[], "Policy"]
 Status = Literal["passed", "failed", "warning", "skipped"]
-#: keys the env sends whatever the policy declares
-ALWAYS_OBSERVED = frozenset({"losses", "step", "epoch"})
-OBSERVATION_NEEDS = frozenset({"losses", "gramian", "jacobian", "val_losses", "val_jacobian"})
 
 
 class PolicyCheckError(AssertionError):
@@ -332,39 +337,6 @@ def check_needs(factory: PolicyFactory, name: str, setup: _Setup) -> None:
         raise PolicyCheckError(name, "needs", f"running the policy raised {_describe_exc(err)}") from err
 
 
-def _action_problem(action: Any, level: str, num_tasks: int, dim: int) -> str | None:
-    def tensor_problem(what: str, value: Any, shape: tuple[int, ...], non_negative: bool) -> str | None:
-        if not isinstance(value, torch.Tensor):
-            return f"{what} must be a torch.Tensor, got {type(value).__name__}"
-        if not value.is_floating_point():
-            return f"{what} must be a floating-point tensor, got dtype {value.dtype}"
-        if tuple(value.shape) != shape:
-            return f"{what} must have shape {shape}, got {tuple(value.shape)}"
-        value = value.detach()
-        if not bool(torch.isfinite(value).all()):
-            return f"{what} must be finite, got {value.tolist()}"
-        if non_negative and bool((value < 0).any()):
-            return f"{what} must be non-negative, got {value.tolist()}"
-        return None
-
-    if level == "loss":
-        if not isinstance(action, torch.Tensor):
-            return f"a loss-level policy must return a (T,) tensor of weights, got {type(action).__name__}"
-        return tensor_problem("the loss weights", action, (num_tasks,), True)
-    if isinstance(action, GradientWeights):
-        problem = tensor_problem("GradientWeights.weights", action.weights, (num_tasks,), False)
-    elif isinstance(action, GradientDirection):
-        problem = tensor_problem("GradientDirection.direction", action.direction, (dim,), False)
-    else:
-        return (
-            "a gradient-level policy must return GradientWeights or GradientDirection, "
-            f"got {type(action).__name__}"
-        )
-    if problem is None and action.head_weights is not None:
-        problem = tensor_problem("head_weights", action.head_weights, (num_tasks,), True)
-    return problem
-
-
 def check_actions(factory: PolicyFactory, name: str, setup: _Setup) -> None:
     policy = factory()
     level = getattr(policy, "level", "loss")
@@ -378,7 +350,7 @@ def check_actions(factory: PolicyFactory, name: str, setup: _Setup) -> None:
             raise PolicyCheckError(
                 name, "actions", f"act() raised at step {step}: {_describe_exc(err)}"
             ) from err
-        problem = _action_problem(action, level, setup.num_tasks, setup.dim)
+        problem = action_problem(action, level, setup.num_tasks, setup.dim)
         if problem is not None:
             raise PolicyCheckError(name, "actions", f"step {step}: {problem}")
         changed = [k for k in before if not torch.equal(before[k], obs[k])]

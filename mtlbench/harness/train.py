@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from mtlbench.env import InvalidAction, MTLEnv
+from mtlbench.harness.isolation import PolicyProcessFailure
 from mtlbench.harness.results import (
     Cost,
     Evaluation,
@@ -32,6 +33,7 @@ from mtlbench.harness.results import (
     software_environment,
 )
 from mtlbench.policies.base import Policy
+from mtlbench.protocol import level_problem
 
 __all__ = ["env_kwargs_for", "train"]
 
@@ -41,6 +43,7 @@ def env_kwargs_for(policy: Policy) -> dict[str, Any]:
     return {
         "observe": tuple(sorted(policy.needs)),
         "wrt": policy.wrt if policy.level == "gradient" else "parameters",
+        "level": policy.level,
     }
 
 
@@ -50,6 +53,10 @@ def _check_compatible(env: MTLEnv, policy: Policy) -> None:
         raise ValueError(
             f"policy {policy.name!r} needs {sorted(missing)} but the env observes only {sorted(env.observe)}; "
             f"build it with mtlbench.make(id, **mtlbench.harness.train.env_kwargs_for(policy))"
+        )
+    if env.level is not None and env.level != policy.level:
+        raise ValueError(
+            f"policy {policy.name!r} is {policy.level}-level, the env expects {env.level}-level actions"
         )
     if policy.level == "gradient" and env.wrt != policy.wrt:
         raise ValueError(
@@ -72,16 +79,6 @@ def train(
     """Train ``policy`` on ``env`` for the env's budget; return the run's result."""
     _check_compatible(env, policy)
     spec = env.bench_spec
-    policy.reset(
-        env.task_names,
-        seed,
-        device=env.device,
-        lr=spec.optimizer.lr,
-        steps_per_epoch=env.steps_per_epoch,
-        num_epochs=spec.budget.epochs,
-        representation_dim=env.representation_dim() if policy.wrt == "representation" else None,
-    )
-    adapters = policy.representation_adapters()
     evaluations: list[Evaluation] = []
     status, message = "ok", None
     if env.device.type == "cuda":
@@ -90,6 +87,16 @@ def train(
     steps_done = 0
     bar = None
     try:
+        policy.reset(
+            env.task_names,
+            seed,
+            device=env.device,
+            lr=spec.optimizer.lr,
+            steps_per_epoch=env.steps_per_epoch,
+            num_epochs=spec.budget.epochs,
+            representation_dim=env.representation_dim() if policy.wrt == "representation" else None,
+        )
+        adapters = policy.representation_adapters()
         obs, _ = env.reset(seed=seed, options={"adapters": adapters} if adapters is not None else None)
         resumed = _resume(env, policy, checkpoint_path, evaluations)
         if resumed is not None:
@@ -106,10 +113,15 @@ def train(
         while True:
             try:
                 action = policy.act(obs)
+            except PolicyProcessFailure:  # an isolated policy's failure, already named and classified
+                raise
             except Exception as err:  # the policy's own failure: record it, name the policy
                 raise _PolicyFailure(
                     f"policy {policy.name!r} raised in act() at step {env.global_step}: {err!r}"
                 ) from err
+            problem = level_problem(action, policy.level)  # the env may not know the policy's level
+            if problem is not None:
+                raise InvalidAction(problem, env.global_step)
             obs, _, terminated, truncated, info = env.step(action)
             policy.update(info)
             steps_done += 1
@@ -132,6 +144,8 @@ def train(
         status, message = "invalid_action", f"policy {policy.name!r}: {err}"
     except _PolicyFailure as err:
         status, message = "error", str(err)
+    except PolicyProcessFailure as err:
+        status, message = err.status, str(err)
     except torch.cuda.OutOfMemoryError as err:
         status, message = "oom", f"CUDA out of memory: {err}"
     except Exception as err:
@@ -178,6 +192,7 @@ def train(
             device=str(env.device) if env.device.type != "cuda" else torch.cuda.get_device_name(env.device),
         ),
         environment=software_environment(),
+        isolation=getattr(policy, "isolation", "none"),
     )
 
 
