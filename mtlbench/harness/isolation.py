@@ -71,6 +71,7 @@ from mtlbench.protocol import (
 __all__ = [
     "DEFAULT_CALL_TIMEOUT_S",
     "DEFAULT_MEMORY_MB",
+    "DEFAULT_START_TIMEOUT_S",
     "ISOLATION_MODES",
     "IsolatedPolicy",
     "IsolationLimits",
@@ -81,6 +82,8 @@ __all__ = [
 DEFAULT_MEMORY_MB = 8192
 #: the longest wait for one reply of the policy process when the run has no time limit
 DEFAULT_CALL_TIMEOUT_S = 600.0
+#: the longest wait for the policy process to start (a fresh interpreter importing torch)
+DEFAULT_START_TIMEOUT_S = 120.0
 #: the largest message the parent accepts from the policy process (a state_dict)
 _MAX_REPLY_BYTES = 1 << 30
 _STATUSES = frozenset({"error", "oom", "invalid_action"})
@@ -94,12 +97,14 @@ class IsolationLimits:
 
     ``memory_mb``: address space the process may add beyond what it holds after its shared
     buffers are mapped (``None``: no limit). ``call_timeout_s``: the longest wait for one
-    reply. ``deadline``: a :func:`time.monotonic` time by which the whole run must end (the
+    reply. ``start_timeout_s``: the longest wait for the process to start and build the
+    policy. ``deadline``: a :func:`time.monotonic` time by which the whole run must end (the
     run's time limit); every wait is cut to it.
     """
 
     memory_mb: int | None = DEFAULT_MEMORY_MB
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+    start_timeout_s: float = DEFAULT_START_TIMEOUT_S
     deadline: float | None = None
 
     def __post_init__(self) -> None:
@@ -263,6 +268,7 @@ class IsolatedPolicy(Policy):
             return t if t.is_cuda else t.share_memory_()
 
         self._buffers = {k: shared(torch.empty_like(v)) for k, v in observation.items()}
+
         def vector(n: int) -> torch.Tensor:
             return shared(torch.zeros(n, dtype=torch.float32, device=self.device))
 
@@ -286,7 +292,7 @@ class IsolatedPolicy(Policy):
             raise self._died(message[0]) from None
 
     def _wait(self, what: str) -> None:
-        timeout = self.limits.call_timeout_s
+        timeout = self.limits.start_timeout_s if what == "starting" else self.limits.call_timeout_s
         if self.limits.deadline is not None:
             timeout = min(timeout, max(0.0, self.limits.deadline - time.monotonic()))
         if not self._conn.poll(timeout):
@@ -341,12 +347,18 @@ class IsolatedPolicy(Policy):
 
 
 def _log_tail(scratch: str, lines: int = 6) -> str:
+    """What the dead process last wrote: faulthandler's error and innermost frame, else the last lines."""
     try:
         with open(os.path.join(scratch, "policy.log"), errors="replace") as f:
-            text = f.read()[-4000:]
+            text = f.read()[-20000:]
     except OSError:
         return ""
-    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+    rows = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    fatal = [i for i, line in enumerate(rows) if line.startswith("Fatal Python error")]
+    if fatal:
+        frames = [line for line in rows[fatal[-1] :] if line.startswith("File ")]
+        return " | ".join([rows[fatal[-1]], *frames[:1]])
+    return " | ".join(rows[-lines:])[-2000:]
 
 
 def _shutdown(process: Any, conn: Any, scratch: str) -> None:
@@ -386,7 +398,7 @@ def _child_main(conn: Any, factory: Callable[[], Policy], scratch: str, threads:
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
-    faulthandler.enable()
+    faulthandler.enable(all_threads=False)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.chdir(scratch)
     torch.set_num_threads(threads)
