@@ -45,6 +45,14 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
         help="torch threads per run (default: cores / workers); on CPU a result is bit-reproducible "
         "for a given seed and thread count",
     )
+    p.add_argument(
+        "--isolation",
+        choices=["none", "process"],
+        default=None,
+        help="where the policy runs: 'process' (its own process, seeing only its observations; the "
+        "default for submitted code) or 'none' (in the run's process; the default for built-in "
+        "methods). See docs/submitting.md, 'Threat model'",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument(
         "--override",
@@ -138,6 +146,7 @@ def _requests(args: argparse.Namespace, methods: Sequence[object], envs: Sequenc
             threads=getattr(args, "threads", None),
             checkpoint_dir=getattr(args, "checkpoint_dir", None),
             overrides=_overrides(args.override),
+            isolation=getattr(args, "isolation", None),
         )
         for env in envs
         for method in methods

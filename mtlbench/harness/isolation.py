@@ -76,6 +76,7 @@ __all__ = [
     "IsolatedPolicy",
     "IsolationLimits",
     "PolicyProcessFailure",
+    "call_isolated",
 ]
 
 #: address space (MiB) a policy process may add once its buffers are mapped
@@ -375,7 +376,91 @@ def _shutdown(process: Any, conn: Any, scratch: str) -> None:
     shutil.rmtree(scratch, ignore_errors=True)
 
 
+# ----------------------------------------------------------------- one isolated call
+def call_isolated(
+    function: Callable[..., Any], *args: Any, label: str, limits: IsolationLimits | None = None
+) -> Any:
+    """``function(*args)`` in a fresh policy process under ``limits``; its JSON-able return value.
+
+    For running untrusted code once, e.g. the policy checker on a submission. The value comes
+    back as JSON (never a pickle); a crash, a timeout or a limit raises
+    :class:`PolicyProcessFailure` naming ``label``.
+    """
+    limits = limits or IsolationLimits()
+    scratch = tempfile.mkdtemp(prefix="mtlbench-policy-")
+    ctx = tmp.get_context("spawn")
+    conn, child_conn = ctx.Pipe(duplex=True)
+    process = ctx.Process(
+        target=_call_main,
+        args=(child_conn, function, args, scratch, limits.memory_mb),
+        name=f"mtlbench-policy-{label}",
+        daemon=True,
+    )
+    process.start()
+    child_conn.close()
+    try:
+        timeout = limits.start_timeout_s + limits.call_timeout_s
+        if limits.deadline is not None:
+            timeout = min(timeout, max(0.0, limits.deadline - time.monotonic()))
+        if not conn.poll(timeout):
+            raise PolicyProcessFailure(
+                "timeout", f"policy {label!r} did not finish within {timeout:.1f} s; its process was killed"
+            )
+        try:
+            reply = json.loads(conn.recv_bytes(_MAX_REPLY_BYTES))
+        except (EOFError, OSError, ValueError):
+            process.join(timeout=5)
+            code = process.exitcode
+            how = (
+                f"was killed by {signal.Signals(-code).name}"
+                if code is not None and code < 0
+                else f"exited with code {code}"
+            )
+            tail = _log_tail(scratch)
+            raise PolicyProcessFailure(
+                "oom" if code == -signal.SIGKILL else "error",
+                f"policy {label!r}: its process {how}" + (f": {tail}" if tail else ""),
+            ) from None
+        if not isinstance(reply, dict) or not reply.get("ok", False):
+            message = reply.get("message", "no message") if isinstance(reply, dict) else "a malformed reply"
+            status = reply.get("status") if isinstance(reply, dict) else None
+            raise PolicyProcessFailure(
+                status if status in _STATUSES else "error", f"policy {label!r}: {message}"
+            )
+        return reply.get("value")
+    finally:
+        _shutdown(process, conn, scratch)
+
+
+def _call_main(
+    conn: Any, function: Callable[..., Any], args: tuple[Any, ...], scratch: str, memory_mb: int | None
+) -> None:
+    _confine(scratch, threads=1)
+    if memory_mb is not None:
+        limit = _address_space() + int(memory_mb) * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        value = function(*args)
+    except BaseException as err:
+        text = "".join(traceback.format_exception_only(type(err), err)).strip()
+        _send_json(conn, {"ok": False, "status": "oom" if _is_oom(err) else "error", "message": text})
+        return
+    _send_json(conn, {"ok": True, "value": value})
+
+
 # ------------------------------------------------------------------------ the child
+def _confine(scratch: str, threads: int) -> None:
+    """First thing in a policy process: output to the scratch log, no core dumps, cwd = scratch."""
+    log = os.open(os.path.join(scratch, "policy.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    faulthandler.enable(all_threads=False)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    os.chdir(scratch)
+    torch.set_num_threads(threads)
+
+
 def _address_space() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
@@ -394,14 +479,7 @@ def _send_json(conn: Any, message: dict[str, Any]) -> None:
 
 def _child_main(conn: Any, factory: Callable[[], Policy], scratch: str, threads: int) -> None:
     """The policy process: build the policy, then serve the parent's requests until ``close``."""
-    log = os.open(os.path.join(scratch, "policy.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
-    faulthandler.enable(all_threads=False)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    os.chdir(scratch)
-    torch.set_num_threads(threads)
+    _confine(scratch, threads)
     try:
         policy = factory()
     except BaseException as err:
