@@ -14,11 +14,11 @@ Workloads (issue 10's targets, both <= 1.05x):
 
 * ``multimnist``: ``multimnist-hps-v1``, a loss-level method (default ``rlw``);
 * ``resnet18``: the fixed ResNet-18-to-layer2 workload of ``policy_cost.py`` with a
-  parameter-level method that reads the ``T x D`` Jacobian (default ``graddrop``, which also
+  parameter-level method that reads the ``T x D`` Jacobian (default ``db-mtl``, which also
   answers a ``(D,)`` direction), so the Jacobian travels every step.
 
     python benchmarks/isolation_cost.py [--workload both] [--device cpu] [--threads 2]
-        [--steps 30] [--warmup 3] [--block 5] [--loss-method rlw] [--jacobian-method graddrop]
+        [--steps 30] [--warmup 3] [--block 5] [--loss-method rlw] [--jacobian-method db-mtl]
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--block", type=int, default=5)
     parser.add_argument("--loss-method", default="rlw")
-    parser.add_argument("--jacobian-method", default="graddrop")
+    parser.add_argument("--jacobian-method", default="db-mtl")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -177,7 +177,10 @@ def action_parts(
         parts = [_tensor("GradientWeights.weights", action.weights, (num_tasks,), False)]
     elif isinstance(action, GradientDirection):
         shape = None if dim is None else (dim,)
-        parts = [_tensor("GradientDirection.direction", action.direction, shape, False)]
+        what = "GradientDirection.direction" + (
+            "" if dim is None else f" (one of {dim} entries per Jacobian column)"
+        )
+        parts = [_tensor(what, action.direction, shape, False)]
     else:
         return [_tensor("the loss weights", action, (num_tasks,), True)]
     if action.head_weights is not None:
