@@ -32,10 +32,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import policy_cost  # noqa: E402 - the workloads and runners of the policy-cost benchmark
+import policy_cost  # the workloads and runners of the policy-cost benchmark
 
-from mtlbench.harness.isolation import IsolatedPolicy, IsolationLimits  # noqa: E402
-from mtlbench.harness.runner import MethodRef  # noqa: E402
+from mtlbench.harness.isolation import IsolatedPolicy, IsolationLimits
+from mtlbench.harness.runner import MethodRef
 
 
 def measure(

@@ -160,7 +160,11 @@ class IsolatedPolicy(Policy):
         self._buffers: dict[str, torch.Tensor] | None = None
         self._actions: dict[str, torch.Tensor] = {}
         self._events: tuple[Any, Any] | None = None
-        declaration = self._reply("starting", check=True)
+        try:
+            declaration = self._reply("starting", check=True)
+        except PolicyProcessFailure:
+            self.close()
+            raise
         self.name = str(declaration.get("name") or label)  # type: ignore[misc]
         self.level = declaration.get("level")  # type: ignore[misc,assignment]
         self.needs = frozenset(declaration.get("needs", ()))  # type: ignore[misc]

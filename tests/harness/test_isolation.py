@@ -308,3 +308,23 @@ def test_a_policy_that_fails_to_build_is_named() -> None:
     ref = MethodRef(name="nowhere", entry=f"{HERE}:DoesNotExist")
     with pytest.raises(PolicyProcessFailure, match="policy 'nowhere' failed in starting"):
         IsolatedPolicy(ref.make_policy, label="nowhere")
+
+
+def test_a_policy_with_representation_adapters_is_refused_with_the_fix() -> None:
+    ref = MethodRef.builtin("rotograd")
+    with IsolatedPolicy(ref.make_policy, label="rotograd", threads=1) as policy:
+        result = train(tiny_env(**env_kwargs_for(policy)), policy, seed=0)
+    assert result.status == "error" and "policy 'rotograd'" in (result.message or "")
+    assert "--isolation none" in (result.message or "")
+
+
+def test_cli_isolation_option_reaches_the_requests() -> None:
+    from mtlbench.cli import _requests, build_parser
+
+    for command in (["run", "--env", "multimnist-hps", "--method", "ew"], ["submit", "x", "--seeds", "0"]):
+        args = build_parser().parse_args([*command, "--isolation", "process"])
+        assert {r.isolation for r in _requests(args, [MethodRef.builtin("ew")], ["multimnist-hps"])} == {
+            "process"
+        }
+    args = build_parser().parse_args(["benchmark", "--methods", "ew", "--envs", "multimnist-hps"])
+    assert _requests(args, [MethodRef.builtin("ew")], ["multimnist-hps"])[0].effective_isolation == "none"
