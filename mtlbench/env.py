@@ -432,6 +432,8 @@ class MTLEnv(gym.Env):
             parts = action_parts(action, self.num_tasks, width, level=self.level)
         except ActionError as err:
             raise InvalidAction(str(err), self.global_step) from None
+        # float32 on the env's device, as the update uses them (a float64 1e300 is inf here)
+        parts = [ActionPart(p.what, self._as_tensor(p.tensor), p.non_negative) for p in parts]
         if self.check_every == 1:
             problem = values_problem(parts)
             if problem is not None:
@@ -454,7 +456,7 @@ class MTLEnv(gym.Env):
 
     def _apply(self, action: Any) -> None:
         """Back-propagate according to the action type; leaves gradients in ``.grad``."""
-        parts = [self._as_tensor(p.tensor) for p in self._validate(action)]
+        parts = [p.tensor for p in self._validate(action)]
         losses = self._train_losses
         if isinstance(action, GradientWeights | GradientDirection):
             head_w = parts[1] if len(parts) > 1 else None

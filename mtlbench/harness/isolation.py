@@ -14,7 +14,9 @@ start (factory)        the declaration: name, level, needs, wrt, hparams
 ``reset``              ok, or the failure
 ``buffers`` (once)     ok: shared tensors for each observation key and the action
 ``act``                which action type was written into the action buffers
-``update``             ok (``info`` holds only :data:`~mtlbench.protocol.INFO_KEYS`)
+``update``             ok, read with the next request's reply (so the child runs update and
+                       the next act back to back); ``info`` holds only
+                       :data:`~mtlbench.protocol.INFO_KEYS`
 ``state_dict``         the state as ``torch.save`` bytes, loaded with ``weights_only``
 ``load_state_dict``    ok
 =====================  ==========================================================
@@ -160,6 +162,7 @@ class IsolatedPolicy(Policy):
         self._buffers: dict[str, torch.Tensor] | None = None
         self._actions: dict[str, torch.Tensor] = {}
         self._events: tuple[Any, Any] | None = None
+        self._pending_updates = 0
         try:
             declaration = self._reply("starting", check=True)
         except PolicyProcessFailure:
@@ -186,6 +189,7 @@ class IsolatedPolicy(Policy):
         self.task_names = tuple(task_names)
         self.device = torch.device(device)
         plain = {k: v for k, v in context.items() if v is None or isinstance(v, bool | int | float | str)}
+        self._drain_updates()
         self._send(("reset", self.task_names, int(seed), str(self.device), plain))
         self._reply("reset()", check=True)
 
@@ -194,11 +198,14 @@ class IsolatedPolicy(Policy):
         if self._buffers is None:
             self._share_buffers(observation)
         assert self._buffers is not None
+        if _ZERO_COPY & set(self._buffers):  # the child may still read them in update()
+            self._drain_updates()
         for key, buffer in self._buffers.items():
             buffer.copy_(observation[key])
         if self._events is not None:
             self._events[0].record()
         self._send(("act",))
+        self._drain_updates()
         reply = self._reply(f"act() at step {step}", check=True, step=step)
         if self._events is not None:
             torch.cuda.current_stream(self.device).wait_event(self._events[1])
@@ -219,10 +226,22 @@ class IsolatedPolicy(Policy):
             if self._events is not None:
                 self._events[0].record()
         fields = {k: int(info[k]) for k in INFO_KEYS if k in ("step", "epoch") and k in info}
+        # its reply is read with the next request's: the child runs update() and the next act()
+        # back to back, without waiting for this process to read a reply in between
         self._send(("update", fields, next_losses is not None and "next_losses" in self._actions))
-        self._reply("update()", check=True)
+        self._pending_updates += 1
+
+    def flush(self) -> None:
+        """Wait for the outstanding ``update()`` replies; raise if one failed (end of a run)."""
+        self._drain_updates()
+
+    def _drain_updates(self) -> None:
+        while self._pending_updates:
+            self._pending_updates -= 1
+            self._reply("update()", check=True)
 
     def state_dict(self) -> dict[str, Any]:
+        self._drain_updates()
         self._send(("state_dict",))
         self._reply("state_dict()", check=True)
         data = self._recv_bytes("state_dict()")
@@ -241,6 +260,7 @@ class IsolatedPolicy(Policy):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         buffer = io.BytesIO()
         torch.save(dict(state), buffer)
+        self._drain_updates()
         self._send(("load_state_dict", buffer.getvalue()))
         self._reply("load_state_dict()", check=True)
 
@@ -513,7 +533,8 @@ def _child_main(conn: Any, factory: Callable[[], Policy], scratch: str, threads:
             reply, payload = server.handle(message)
         except BaseException as err:
             text = "".join(traceback.format_exception_only(type(err), err)).strip()
-            _send_json(conn, {"ok": False, "status": "oom" if _is_oom(err) else "error", "message": text})
+            status = "oom" if _is_oom(err) else "error"
+            _send_json(conn, {"ok": False, "status": status, "message": text})
             continue
         _send_json(conn, {"ok": True, **reply})
         if payload is not None:
@@ -584,6 +605,8 @@ class _Server:
             torch.save(policy.state_dict(), buffer)
             return {}, buffer.getvalue()
         if op == "load_state_dict":
-            policy.load_state_dict(torch.load(io.BytesIO(args[0]), weights_only=False))
+            policy.load_state_dict(
+                torch.load(io.BytesIO(args[0]), map_location=policy.device, weights_only=False)
+            )
             return {}, None
         raise RuntimeError(f"unknown request {op!r}")

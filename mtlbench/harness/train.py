@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from mtlbench.env import InvalidAction, MTLEnv
-from mtlbench.harness.isolation import PolicyProcessFailure
+from mtlbench.harness.isolation import IsolatedPolicy, PolicyProcessFailure
 from mtlbench.harness.results import (
     Cost,
     Evaluation,
@@ -140,6 +140,8 @@ def train(
                 break
             if truncated:
                 break
+        if isinstance(policy, IsolatedPolicy):
+            policy.flush()  # the last update()'s failure, if any, is this run's
     except InvalidAction as err:
         status, message = "invalid_action", f"policy {policy.name!r}: {err}"
     except _PolicyFailure as err:

@@ -328,3 +328,25 @@ def test_cli_isolation_option_reaches_the_requests() -> None:
         }
     args = build_parser().parse_args(["benchmark", "--methods", "ew", "--envs", "multimnist-hps"])
     assert _requests(args, [MethodRef.builtin("ew")], ["multimnist-hps"])[0].effective_isolation == "none"
+
+
+class FailsInLastUpdate(Policy):
+    name = "fails-in-last-update"
+    level = "loss"
+
+    def act(self, observation: Observation) -> torch.Tensor:
+        return torch.ones_like(observation["losses"])
+
+    def update(self, info: Mapping[str, Any]) -> None:
+        if int(info["step"]) == 7:  # the TINY protocol's last step
+            raise ValueError("bad bookkeeping")
+
+
+def test_a_failure_in_the_last_update_is_the_runs() -> None:
+    with _isolated("FailsInLastUpdate") as policy:
+        result = train(tiny_env(), policy, seed=0)
+    assert result.status == "error" and "failed in update(): ValueError: bad bookkeeping" in (
+        result.message or ""
+    )
+    reference = train(tiny_env(), FailsInLastUpdate(), seed=0)
+    assert reference.status == "error" and "bad bookkeeping" in (reference.message or "")
