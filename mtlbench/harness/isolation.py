@@ -1,7 +1,8 @@
 """The isolated policy runner: a policy in its own process, seeing only its observations.
 
 :class:`IsolatedPolicy` stands in for a :class:`~mtlbench.policies.base.Policy` in the
-training loop; the real policy runs in a child process started with the ``spawn`` method
+training loop; the real policy runs in a child process (:mod:`mtlbench.harness.policy_process`,
+the other side of this protocol) started with the ``spawn`` method
 (a fresh interpreter: no copy of the parent's memory, no inherited file descriptors but its
 pipe), so it never holds a reference to the model, the optimiser, the data or the
 evaluator. The two talk over a pipe with a small protocol:
@@ -41,16 +42,13 @@ policy; the parent never waits without a timeout.
 
 from __future__ import annotations
 
-import faulthandler
 import io
 import json
 import os
-import resource
 import shutil
 import signal
 import tempfile
 import time
-import traceback
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -59,15 +57,14 @@ from typing import Any
 import torch
 import torch.multiprocessing as tmp
 
+from mtlbench.harness import policy_process
 from mtlbench.harness.results import ISOLATION_MODES
 from mtlbench.policies.base import Policy
 from mtlbench.protocol import (
     INFO_KEYS,
-    ActionError,
     GradientDirection,
     GradientWeights,
     Observation,
-    action_parts,
 )
 
 __all__ = [
@@ -90,8 +87,6 @@ DEFAULT_START_TIMEOUT_S = 120.0
 #: the largest message the parent accepts from the policy process (a state_dict)
 _MAX_REPLY_BYTES = 1 << 30
 _STATUSES = frozenset({"error", "oom", "invalid_action"})
-#: observation keys shared without a copy in the child (large); the others are cloned there
-_ZERO_COPY = frozenset({"jacobian", "val_jacobian"})
 
 
 @dataclass(frozen=True)
@@ -151,7 +146,7 @@ class IsolatedPolicy(Policy):
         ctx = tmp.get_context("spawn")
         self._conn, child_conn = ctx.Pipe(duplex=True)
         self._process = ctx.Process(
-            target=_child_main,
+            target=policy_process.child_main,
             args=(child_conn, factory, self.scratch, threads or torch.get_num_threads()),
             name=f"mtlbench-policy-{label}",
             daemon=True,
@@ -198,7 +193,7 @@ class IsolatedPolicy(Policy):
         if self._buffers is None:
             self._share_buffers(observation)
         assert self._buffers is not None
-        if _ZERO_COPY & set(self._buffers):  # the child may still read them in update()
+        if policy_process.ZERO_COPY & set(self._buffers):  # the child may still read them in update()
             self._drain_updates()
         for key, buffer in self._buffers.items():
             buffer.copy_(observation[key])
@@ -415,7 +410,7 @@ def call_isolated(
     ctx = tmp.get_context("spawn")
     conn, child_conn = ctx.Pipe(duplex=True)
     process = ctx.Process(
-        target=_call_main,
+        target=policy_process.call_main,
         args=(child_conn, function, args, scratch, limits.memory_mb),
         name=f"mtlbench-policy-{label}",
         daemon=True,
@@ -454,159 +449,3 @@ def call_isolated(
         return reply.get("value")
     finally:
         _shutdown(process, conn, scratch)
-
-
-def _call_main(
-    conn: Any, function: Callable[..., Any], args: tuple[Any, ...], scratch: str, memory_mb: int | None
-) -> None:
-    _confine(scratch, threads=1)
-    if memory_mb is not None:
-        limit = _address_space() + int(memory_mb) * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    try:
-        value = function(*args)
-    except BaseException as err:
-        text = "".join(traceback.format_exception_only(type(err), err)).strip()
-        _send_json(conn, {"ok": False, "status": "oom" if _is_oom(err) else "error", "message": text})
-        return
-    _send_json(conn, {"ok": True, "value": value})
-
-
-# ------------------------------------------------------------------------ the child
-def _confine(scratch: str, threads: int) -> None:
-    """First thing in a policy process: output to the scratch log, no core dumps, cwd = scratch."""
-    log = os.open(os.path.join(scratch, "policy.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
-    faulthandler.enable(all_threads=False)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    os.chdir(scratch)
-    torch.set_num_threads(threads)
-
-
-def _address_space() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _is_oom(err: BaseException) -> bool:
-    return isinstance(err, MemoryError) or (
-        isinstance(err, RuntimeError)
-        and any(s in str(err) for s in ("can't allocate memory", "not enough memory", "out of memory"))
-    )
-
-
-def _send_json(conn: Any, message: dict[str, Any]) -> None:
-    conn.send_bytes(json.dumps(message, default=repr).encode())
-
-
-def _child_main(conn: Any, factory: Callable[[], Policy], scratch: str, threads: int) -> None:
-    """The policy process: build the policy, then serve the parent's requests until ``close``."""
-    _confine(scratch, threads)
-    try:
-        policy = factory()
-    except BaseException as err:
-        _send_json(conn, {"ok": False, "status": "error", "message": f"building it raised {err!r}"})
-        return
-    hparams = policy.hparams() if callable(getattr(policy, "hparams", None)) else {}
-    _send_json(
-        conn,
-        {
-            "ok": True,
-            "name": getattr(policy, "name", None),
-            "level": getattr(policy, "level", None),
-            "needs": sorted(getattr(policy, "needs", ())),
-            "wrt": getattr(policy, "wrt", "parameters"),
-            "hparams": json.loads(json.dumps(hparams, default=repr)),
-        },
-    )
-    server = _Server(policy)
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message[0] == "close":
-            return
-        try:
-            reply, payload = server.handle(message)
-        except BaseException as err:
-            text = "".join(traceback.format_exception_only(type(err), err)).strip()
-            status = "oom" if _is_oom(err) else "error"
-            _send_json(conn, {"ok": False, "status": status, "message": text})
-            continue
-        _send_json(conn, {"ok": True, **reply})
-        if payload is not None:
-            conn.send_bytes(payload)
-
-
-class _Server:
-    """The child's side: holds the policy and its buffers, answers one request at a time."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-        self.obs: dict[str, torch.Tensor] = {}
-        self.actions: dict[str, torch.Tensor] = {}
-        self.events: tuple[Any, Any] | None = None
-        self.dim: int | None = None
-
-    def handle(self, message: tuple[Any, ...]) -> tuple[dict[str, Any], bytes | None]:
-        op, *args = message
-        policy = self.policy
-        if op == "reset":
-            task_names, seed, device, context = args
-            policy.reset(task_names, seed, device=device, **context)
-            if policy.representation_adapters() is not None:
-                raise RuntimeError(
-                    "the policy inserts representation adapters into the model (as RotoGrad does), "
-                    "which cannot live in an isolated process; run it with --isolation none"
-                )
-            return {}, None
-        if op == "buffers":
-            self.obs, self.actions, self.events, memory_mb = args
-            if "jacobian" in self.obs:
-                self.dim = int(self.obs["jacobian"].shape[1])
-            if memory_mb is not None and not any(t.is_cuda for t in self.actions.values()):
-                limit = _address_space() + int(memory_mb) * 2**20
-                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-            return {}, None
-        if op == "act":
-            if self.events is not None:
-                torch.cuda.current_stream().wait_event(self.events[0])
-            obs = {k: (v if k in _ZERO_COPY else v.clone()) for k, v in self.obs.items()}
-            action = policy.act(obs)
-            try:
-                parts = action_parts(action, policy.num_tasks, self.dim, level=policy.level)
-            except ActionError as err:
-                return {"ok": False, "status": "invalid_action", "message": str(err)}, None
-            if isinstance(action, GradientDirection) and self.dim is None:
-                raise RuntimeError("an isolated GradientDirection needs the 'jacobian' observation")
-            kind = {GradientWeights: "weights", GradientDirection: "direction"}.get(type(action), "loss")
-            target = "direction" if kind == "direction" else "weights"
-            with torch.no_grad():
-                self.actions[target].copy_(parts[0].tensor)
-                if len(parts) > 1:
-                    self.actions["head_weights"].copy_(parts[1].tensor)
-            if self.events is not None:
-                self.events[1].record()
-            return {"kind": kind, "head": len(parts) > 1}, None
-        if op == "update":
-            fields, has_next = args
-            info: dict[str, Any] = dict(fields)
-            if has_next:
-                if self.events is not None:
-                    torch.cuda.current_stream().wait_event(self.events[0])
-                info["next_losses"] = self.actions["next_losses"].clone()
-            policy.update(info)
-            return {}, None
-        if op == "state_dict":
-            buffer = io.BytesIO()
-            torch.save(policy.state_dict(), buffer)
-            return {}, buffer.getvalue()
-        if op == "load_state_dict":
-            policy.load_state_dict(
-                torch.load(io.BytesIO(args[0]), map_location=policy.device, weights_only=False)
-            )
-            return {}, None
-        raise RuntimeError(f"unknown request {op!r}")

@@ -6,6 +6,11 @@ how the run ended (``ok``, ``diverged``, ``invalid_action``, ``oom``, ``error``)
 raises for a failure of the *run*; it raises only for a misconfiguration (an env built for
 other needs than the policy's).
 
+The policy may be an :class:`~mtlbench.harness.isolation.IsolatedPolicy` (the policy in its
+own process): its failures arrive as :class:`~mtlbench.harness.isolation.PolicyProcessFailure`
+with the status to store, and the result records ``isolation="process"``. Every action is
+checked against the policy's declared level here and by :mod:`mtlbench.protocol` in the env.
+
 Model selection (DESIGN.md): the reported test metrics are those at the evaluation with
 the best validation score (the env's run-local validation delta_p; earliest on ties); the
 last evaluation's metrics are stored beside them.

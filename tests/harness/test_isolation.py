@@ -350,3 +350,21 @@ def test_a_failure_in_the_last_update_is_the_runs() -> None:
     )
     reference = train(tiny_env(), FailsInLastUpdate(), seed=0)
     assert reference.status == "error" and "bad bookkeeping" in (reference.message or "")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method", ["rlw", "db-mtl"])
+def test_isolated_run_on_cuda_matches_the_in_process_run(method: str) -> None:
+    """The CUDA path: buffers shared by CUDA IPC, ordered by inter-process events."""
+    ref = MethodRef.builtin(method)
+    inline = ref.make_policy()
+    expected = train(tiny_env(device="cuda", **env_kwargs_for(inline)), inline, seed=0)
+    with IsolatedPolicy(ref.make_policy, label=method, threads=1) as policy:
+        got = train(tiny_env(device="cuda", **env_kwargs_for(policy)), policy, seed=0)
+    assert expected.status == got.status == "ok", got.message
+    # the same kernels on the same device: identical up to cuDNN's own nondeterminism
+    for a, b in zip(expected.evaluations, got.evaluations, strict=True):
+        for task, metrics in a.test.items():
+            for name, value in metrics.items():
+                assert b.test[task][name] == pytest.approx(value, rel=1e-4, abs=1e-5)
