@@ -141,6 +141,14 @@ def _add_runtime(p: argparse.ArgumentParser, *, seeds_help: str) -> None:
         help="torch threads per run, >= 1 (default: cores / workers); on CPU a result is "
         "bit-reproducible for a given seed and thread count",
     )
+    p.add_argument(
+        "--isolation",
+        choices=["none", "process"],
+        default=None,
+        help="where the policy runs: 'process' (its own process, seeing only its observations; the "
+        "default for submitted code) or 'none' (in the run's process; the default for built-in "
+        "methods). See docs/submitting.md, 'Threat model'",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument(
         "--override",
@@ -521,6 +529,7 @@ def _requests(args: argparse.Namespace, methods: Sequence[Any], envs: Sequence[s
             checkpoint_dir=getattr(args, "checkpoint_dir", None),
             overrides=dict(args.override),
             rerun=args.rerun,
+            isolation=getattr(args, "isolation", None),
         )
         for env in envs
         for method in methods

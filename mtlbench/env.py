@@ -15,7 +15,7 @@ is the task weighting (docs/design.md, "MTLEnv"):
 Spaces (Gymnasium conventions; docs/gymnasium.md):
 
 * ``observation_space`` is a ``Dict`` of ``Box`` es, one per observed key (see
-  :mod:`mtlbench.policies.base`). Observations are dicts of torch tensors on the env's
+  :mod:`mtlbench.protocol`). Observations are dicts of torch tensors on the env's
   device; asking for a key the env was not built to observe raises
   :class:`MissingObservation`, which names the fix (``mtlbench.make(id, policy=policy)``).
 * ``action_space`` is a :class:`WeightingSpace`: at the loss level a ``(T,)`` vector of
@@ -58,7 +58,16 @@ from mtlbench.evaluation import EVALUATOR_VERSION, Evaluator, build_metric, delt
 from mtlbench.losses import get_loss
 from mtlbench.models import MTLModel, build_model
 from mtlbench.models.base import Representation
-from mtlbench.policies.base import KNOWN_NEEDS, GradientDirection, GradientWeights
+from mtlbench.protocol import (
+    KNOWN_NEEDS,
+    ActionError,
+    ActionPart,
+    GradientDirection,
+    GradientWeights,
+    action_parts,
+    values_bad,
+    values_problem,
+)
 from mtlbench.registration import BenchmarkSpec
 
 __all__ = ["Diverged", "InvalidAction", "MTLEnv", "MissingObservation", "ObservationDict", "WeightingSpace"]
@@ -209,6 +218,7 @@ class MTLEnv(gym.Env):
         num_workers: int = 0,
         observe: Sequence[str] = (),
         wrt: str = "parameters",
+        level: str | None = None,
         precision: str = "fp32",
     ) -> None:
         unknown = set(observe) - KNOWN_NEEDS
@@ -216,6 +226,8 @@ class MTLEnv(gym.Env):
             raise ValueError(f"observe={sorted(unknown)} is not understood; known: {sorted(KNOWN_NEEDS)}")
         if wrt not in ("parameters", "representation"):
             raise ValueError(f"wrt must be 'parameters' or 'representation', got {wrt!r}")
+        if level not in (None, "loss", "gradient"):
+            raise ValueError(f"level must be 'loss', 'gradient' or None, got {level!r}")
         if precision != "fp32":
             raise ValueError(f"precision {precision!r} is not supported yet; use 'fp32'")
         if spec.evaluator_version != EVALUATOR_VERSION:
@@ -230,6 +242,9 @@ class MTLEnv(gym.Env):
         self.num_workers = num_workers
         self.observe = frozenset(observe) | {"losses"}
         self.wrt = wrt
+        # the policy's declared level: actions of the other level are invalid; None (a plain
+        # Gymnasium user) infers it from the action's type
+        self.level = level
         self.task_names = spec.task_names
         self.num_tasks = len(self.task_names)
         self.check_every = 1 if self.device.type == "cpu" else 25
@@ -562,26 +577,27 @@ class MTLEnv(gym.Env):
         self._jac = None
 
     # ------------------------------------------------------------------ actions
-    def _check_weights(self, w: torch.Tensor, what: str, nonneg: bool) -> torch.Tensor:
-        if w.shape != (self.num_tasks,):
-            raise InvalidAction(
-                f"{what} must have shape ({self.num_tasks},), got {tuple(w.shape)}",
-                self.global_step,
-            )
-        bad = ~torch.isfinite(w).all()
-        if nonneg:
-            bad = bad | (w < 0).any()
-        self._flag_bad_action(bad, f"{what} must be finite{' and non-negative' if nonneg else ''}")
-        return w
+    def _validate(self, action: Any) -> list[ActionPart]:
+        """The protocol's one validator: structure on the host now, values on the device.
 
-    def _flag_bad_action(self, bad: torch.Tensor, message: str) -> None:
-        """Record an invalid action; on CPU raise at once, on CUDA at the next sync point."""
+        A structural problem (type, shape, dtype) raises at once; non-finite or negative
+        entries raise at once on CPU and at the next sync point on CUDA (no host sync per step).
+        """
+        width = None if self._jac is None else self._jac.shape[1]
+        try:
+            parts = action_parts(action, self.num_tasks, width, level=self.level)
+        except ActionError as err:
+            raise InvalidAction(str(err), self.global_step) from None
+        # float32 on the env's device, as the update uses them (a float64 1e300 is inf here)
+        parts = [ActionPart(p.what, self._as_tensor(p.tensor), p.non_negative) for p in parts]
         if self.check_every == 1:
-            if bool(bad):
-                raise InvalidAction(message, self.global_step)
-            return
-        newly = (self._bad_action < 0) & bad
-        self._bad_action = torch.where(newly, self._step_on_device, self._bad_action)
+            problem = values_problem(parts)
+            if problem is not None:
+                raise InvalidAction(problem, self.global_step)
+        else:
+            newly = (self._bad_action < 0) & values_bad(parts)
+            self._bad_action = torch.where(newly, self._step_on_device, self._bad_action)
+        return parts
 
     def _raise_if_bad(self) -> None:
         step = int(self._bad_action)
@@ -591,36 +607,25 @@ class MTLEnv(gym.Env):
                 step,
             )
 
-    def _as_tensor(self, value: Any) -> torch.Tensor:
-        return torch.as_tensor(value, dtype=torch.float32, device=self.device)
+    def _as_tensor(self, value: torch.Tensor) -> torch.Tensor:
+        return value.to(device=self.device, dtype=torch.float32)
 
     def _apply(self, action: Any) -> None:
         """Back-propagate according to the action type; leaves gradients in ``.grad``."""
+        parts = [p.tensor for p in self._validate(action)]
         losses = self._train_losses
         if isinstance(action, GradientWeights | GradientDirection):
-            heads = action.head_weights
-            head_w = (
-                None if heads is None else self._check_weights(self._as_tensor(heads), "head_weights", True)
-            )
+            head_w = parts[1] if len(parts) > 1 else None
             if isinstance(action, GradientWeights):
-                a = self._check_weights(self._as_tensor(action.weights), "gradient weights", False)
+                a = parts[0]
                 shared_grad = None if self._jac is None else a @ self._jac
                 shared_loss = (a * losses).sum() if self._jac is None else None
             else:
-                d = self._as_tensor(action.direction).reshape(-1)
-                width = self._jac.shape[1] if self._jac is not None else None
-                if width is not None and d.numel() != width:
-                    raise InvalidAction(
-                        f"direction must have {width} entries, got {d.numel()}",
-                        self.global_step,
-                    )
-                self._flag_bad_action(~torch.isfinite(d).all(), "direction must be finite")
-                shared_grad, shared_loss = d, None
+                shared_grad, shared_loss = parts[0], None
             head_loss = losses.sum() if head_w is None else (head_w * losses).sum()
             self._backward_gradient_level(head_loss, shared_grad, shared_loss)
         else:
-            w = self._check_weights(self._as_tensor(action), "loss weights", True)
-            total = (w * losses).sum()
+            total = (parts[0] * losses).sum()
             if self.wrt == "representation":
                 total.backward(retain_graph=True)
                 self._backprop_representation(_rep_grad(self._rep_in))

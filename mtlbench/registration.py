@@ -61,7 +61,7 @@ __all__ = [
 
 ENV_ID_RE = re.compile(r"^(?:(?P<namespace>[\w:.-]+)/)?(?P<name>[\w:.-]+?)(?:-v(?P<version>\d+))?$")
 #: keyword arguments of ``make`` that never change the protocol
-RUNTIME_KWARGS = frozenset({"device", "data_root", "num_workers", "observe", "wrt", "precision"})
+RUNTIME_KWARGS = frozenset({"device", "data_root", "num_workers", "observe", "wrt", "level", "precision"})
 
 
 class Error(Exception):
@@ -319,7 +319,7 @@ def make(env_id: str | BenchmarkSpec, *, policy: Any = None, **kwargs: Any) -> M
     """Build the environment ``env_id``.
 
     Runtime keyword arguments (``device``, ``data_root``, ``num_workers``, ``observe``,
-    ``wrt``, ``precision``) never change the protocol. ``overrides={"budget.epochs": 1}``
+    ``wrt``, ``level``, ``precision``) never change the protocol. ``overrides={"budget.epochs": 1}``
     changes protocol fields and marks the env unofficial. ``policy`` (a
     :class:`~mtlbench.policies.base.Policy`, instance or class) sets ``observe`` and ``wrt``
     to what it needs (:func:`mtlbench.harness.train.env_kwargs_for`); an explicit ``observe``
@@ -349,7 +349,7 @@ def make(env_id: str | BenchmarkSpec, *, policy: Any = None, **kwargs: Any) -> M
 
 
 def _with_policy_needs(env_id: str, policy: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``kwargs`` with ``observe`` and ``wrt`` set to what ``policy`` needs."""
+    """``kwargs`` with ``observe``, ``wrt`` and ``level`` set to what ``policy`` needs."""
     if not all(hasattr(policy, a) for a in ("needs", "level", "wrt")):
         raise TypeError(
             f"make({env_id!r}, policy=...) takes a mtlbench Policy (e.g. mtlbench.policies.make('mgda')), "
@@ -365,7 +365,7 @@ def _with_policy_needs(env_id: str, policy: Any, kwargs: dict[str, Any]) -> dict
             f"wrt={needed['wrt']!r}; drop the wrt argument"
         )
     observe = tuple(sorted(set(kwargs.get("observe", ())) | set(needed["observe"])))
-    return {**kwargs, "observe": observe, "wrt": needed["wrt"]}
+    return {**kwargs, "observe": observe, "wrt": needed["wrt"], "level": needed["level"]}
 
 
 def _gymnasium_spec(

@@ -41,36 +41,36 @@ def test_import_mtlbench_registers_every_env_with_gymnasium() -> None:
         "import sys, gymnasium, mtlbench\n"
         "ids = sorted(i for i in gymnasium.registry if i.startswith('mtlbench/'))\n"
         "assert ids == sorted('mtlbench/' + i for i in mtlbench.registry), ids\n"
-        "assert 'mtlbench/multimnist-hps-v1' in ids\n"
+        "assert 'mtlbench/multimnist-hps-v2' in ids\n"
         "assert 'mtlbench.models' not in sys.modules and 'mtlbench.env' not in sys.modules\n"
-        f"env = gymnasium.make('mtlbench/multimnist-hps-v1', device='cpu', overrides={TINY!r})\n"
+        f"env = gymnasium.make('mtlbench/multimnist-hps-v2', device='cpu', overrides={TINY!r})\n"
         "print(env.unwrapped.bench_spec.id)\n"
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "multimnist-hps-v1"
+    assert proc.stdout.strip() == "multimnist-hps-v2"
 
 
 def test_gymnasium_module_prefix_imports_mtlbench() -> None:
     """``gymnasium.make``'s ``module:id`` form imports the package itself."""
     proc = _fresh_python(
         "import gymnasium\n"
-        f"env = gymnasium.make('mtlbench:mtlbench/multimnist-hps-v1', device='cpu', overrides={TINY!r})\n"
+        f"env = gymnasium.make('mtlbench:mtlbench/multimnist-hps-v2', device='cpu', overrides={TINY!r})\n"
         "print(env.spec.id)\n"
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "mtlbench/multimnist-hps-v1"
+    assert proc.stdout.strip() == "mtlbench/multimnist-hps-v2"
 
 
 # ------------------------------------------------------------------ 14: env.spec
 def test_make_sets_a_gymnasium_spec() -> None:
     env = tiny_env()
     assert isinstance(env.spec, EnvSpec)
-    assert env.spec.id == "mtlbench/multimnist-hps-v1"
+    assert env.spec.id == "mtlbench/multimnist-hps-v2"
     assert env.spec.max_episode_steps == env.total_steps == 8
-    assert env.spec.kwargs["env_id"] == "multimnist-hps-v1"
+    assert env.spec.kwargs["env_id"] == "multimnist-hps-v2"
     assert env.spec.kwargs["overrides"] == TINY
     assert env.spec.kwargs["device"] == "cpu"
-    assert env.bench_spec.id == "multimnist-hps-v1"  # the protocol keeps its own name
+    assert env.bench_spec.id == "multimnist-hps-v2"  # the protocol keeps its own name
     # the spec rebuilds the same env, as gymnasium's specs do
     again = gymnasium.make(env.spec)
     assert again.unwrapped.bench_spec == env.bench_spec
@@ -78,9 +78,9 @@ def test_make_sets_a_gymnasium_spec() -> None:
 
 
 def test_gymnasium_make_spec_has_the_budget_as_max_episode_steps() -> None:
-    env = gymnasium.make("mtlbench/multimnist-hps-v1", device="cpu", overrides=TINY)
+    env = gymnasium.make("mtlbench/multimnist-hps-v2", device="cpu", overrides=TINY)
     assert env.spec is not None
-    assert env.spec.id == "mtlbench/multimnist-hps-v1"
+    assert env.spec.id == "mtlbench/multimnist-hps-v2"
     assert env.spec.max_episode_steps == env.unwrapped.total_steps  # type: ignore[attr-defined]
 
 

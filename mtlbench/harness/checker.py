@@ -14,14 +14,23 @@ The checks (docs/design.md, "Policy" and "Reliability principles"):
 ``hparams``        ``hparams()`` is a JSON-serialisable dict (it is stored in result files)
 ``needs``          observations carry *only* the declared keys (plus ``losses``, ``step`` and
                    ``epoch``, which the env always sends): reading another key fails
-``actions``        type and shape ((T,) tensor for loss level; ``GradientWeights`` (T,) or
-                   ``GradientDirection`` (D,) for gradient level), finite, non-negative for
-                   loss level; observations are not modified in place
+``actions``        :func:`mtlbench.protocol.action_problem`, the validator the env runs too:
+                   type and shape ((T,) floating tensor for loss level; ``GradientWeights``
+                   (T,) or ``GradientDirection`` (D,) for gradient level), finite,
+                   non-negative loss and head weights; observations not modified in place
 ``determinism``    two fresh instances reset with the same seed give identical actions
 ``global_rng``     construction, ``reset``, ``act`` and ``update`` leave the global torch,
                    NumPy and ``random`` RNG states untouched
 ``state_dict``     (warning only) restoring ``state_dict()`` into a fresh instance continues
                    with the same actions, which a resumed run relies on
+``static``         (submissions) the folder's Python files, read with :mod:`ast`, use none of
+                   :data:`~mtlbench.harness.submission.CAPABILITIES` (gc, inspect, frames,
+                   ctypes, subprocesses, network, file writes, eval/exec) unless
+                   ``declared_capabilities`` in submission.yaml explains each; ``file:line``
+                   per use
+
+:func:`check_submission` runs the policy checks of submitted code in a policy process
+(:mod:`mtlbench.harness.isolation`), so checking a submission never runs it in this one.
 
 Synthetic observations come from a private ``torch.Generator``: positive losses, a random
 Jacobian ``J`` (T, D), its Gramian ``J J^T``, validation losses and Jacobian likewise, and
@@ -30,18 +39,27 @@ Jacobian ``J`` (T, D), its Gramian ``J J^T``, validation losses and Jacobian lik
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
-from mtlbench.policies.base import KNOWN_NEEDS, GradientDirection, GradientWeights
+from mtlbench.protocol import (
+    ALWAYS_OBSERVED,
+    KNOWN_NEEDS,
+    OBSERVATION_NEEDS,
+    GradientDirection,
+    GradientWeights,
+    action_problem,
+)
 
 if TYPE_CHECKING:
     from mtlbench.policies.base import Policy
@@ -57,9 +75,6 @@ __all__ = [
 
 PolicyFactory = Callable[[], "Policy"]
 Status = Literal["passed", "failed", "warning", "skipped"]
-#: keys the env sends whatever the policy declares
-ALWAYS_OBSERVED = frozenset({"losses", "step", "epoch"})
-OBSERVATION_NEEDS = frozenset({"losses", "gramian", "jacobian", "val_losses", "val_jacobian"})
 
 
 class PolicyCheckError(AssertionError):
@@ -332,39 +347,6 @@ def check_needs(factory: PolicyFactory, name: str, setup: _Setup) -> None:
         raise PolicyCheckError(name, "needs", f"running the policy raised {_describe_exc(err)}") from err
 
 
-def _action_problem(action: Any, level: str, num_tasks: int, dim: int) -> str | None:
-    def tensor_problem(what: str, value: Any, shape: tuple[int, ...], non_negative: bool) -> str | None:
-        if not isinstance(value, torch.Tensor):
-            return f"{what} must be a torch.Tensor, got {type(value).__name__}"
-        if not value.is_floating_point():
-            return f"{what} must be a floating-point tensor, got dtype {value.dtype}"
-        if tuple(value.shape) != shape:
-            return f"{what} must have shape {shape}, got {tuple(value.shape)}"
-        value = value.detach()
-        if not bool(torch.isfinite(value).all()):
-            return f"{what} must be finite, got {value.tolist()}"
-        if non_negative and bool((value < 0).any()):
-            return f"{what} must be non-negative, got {value.tolist()}"
-        return None
-
-    if level == "loss":
-        if not isinstance(action, torch.Tensor):
-            return f"a loss-level policy must return a (T,) tensor of weights, got {type(action).__name__}"
-        return tensor_problem("the loss weights", action, (num_tasks,), True)
-    if isinstance(action, GradientWeights):
-        problem = tensor_problem("GradientWeights.weights", action.weights, (num_tasks,), False)
-    elif isinstance(action, GradientDirection):
-        problem = tensor_problem("GradientDirection.direction", action.direction, (dim,), False)
-    else:
-        return (
-            "a gradient-level policy must return GradientWeights or GradientDirection, "
-            f"got {type(action).__name__}"
-        )
-    if problem is None and action.head_weights is not None:
-        problem = tensor_problem("head_weights", action.head_weights, (num_tasks,), True)
-    return problem
-
-
 def check_actions(factory: PolicyFactory, name: str, setup: _Setup) -> None:
     policy = factory()
     level = getattr(policy, "level", "loss")
@@ -378,7 +360,7 @@ def check_actions(factory: PolicyFactory, name: str, setup: _Setup) -> None:
             raise PolicyCheckError(
                 name, "actions", f"act() raised at step {step}: {_describe_exc(err)}"
             ) from err
-        problem = _action_problem(action, level, setup.num_tasks, setup.dim)
+        problem = action_problem(action, level, setup.num_tasks, setup.dim)
         if problem is not None:
             raise PolicyCheckError(name, "actions", f"step {step}: {problem}")
         changed = [k for k in before if not torch.equal(before[k], obs[k])]
@@ -476,6 +458,203 @@ def check_state_dict(factory: PolicyFactory, name: str, setup: _Setup) -> None:
             )
 
 
+# --------------------------------------------------------------------- static check
+@dataclass(frozen=True)
+class Finding:
+    """One use of a capability a weighting method has no business with, at ``file:line``."""
+
+    file: str
+    line: int
+    capability: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.detail} ({self.capability})"
+
+
+_MODULES = {
+    "gc": "gc",
+    "inspect": "inspect",
+    "ctypes": "ctypes",
+    "cffi": "ctypes",
+    "subprocess": "subprocess",
+    "multiprocessing": "subprocess",
+    "pty": "subprocess",
+    "socket": "network",
+    "ssl": "network",
+    "urllib": "network",
+    "http": "network",
+    "requests": "network",
+    "httpx": "network",
+    "aiohttp": "network",
+    "ftplib": "network",
+    "smtplib": "network",
+    "shutil": "file_writes",
+    "tempfile": "file_writes",
+    "importlib": "dynamic_code",
+}
+_FRAME_ATTRS = frozenset(
+    {"_getframe", "__globals__", "f_back", "f_locals", "f_globals", "gi_frame", "tb_frame"}
+)
+_OS_PROCESS = frozenset({"system", "popen", "fork", "forkpty", "kill", "killpg"})
+_OS_PROCESS_PREFIXES = ("exec", "spawn", "posix_spawn")
+_OS_FILES = frozenset(
+    {
+        "remove",
+        "unlink",
+        "rmdir",
+        "removedirs",
+        "rename",
+        "renames",
+        "replace",
+        "mkdir",
+        "makedirs",
+        "truncate",
+        "symlink",
+        "link",
+        "chmod",
+        "chown",
+        "open",
+        "write",
+    }
+)
+_PATH_WRITES = frozenset(
+    {"write_text", "write_bytes", "unlink", "rmdir", "touch", "symlink_to", "hardlink_to"}
+)
+_DYNAMIC = frozenset({"eval", "exec", "compile", "__import__"})
+
+
+def _os_capability(attr: str) -> str | None:
+    if attr in _OS_PROCESS or attr.startswith(_OS_PROCESS_PREFIXES):
+        return "subprocess"
+    if attr in _OS_FILES:
+        return "file_writes"
+    return None
+
+
+class _Scanner(ast.NodeVisitor):
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.findings: list[Finding] = []
+        self.os_names = {"os"}  # names bound to the os module
+
+    def flag(self, node: ast.AST, capability: str, detail: str) -> None:
+        self.findings.append(Finding(self.file, getattr(node, "lineno", 0), capability, detail))
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            root = alias.name.split(".")[0]
+            if root in _MODULES:
+                self.flag(node, _MODULES[root], f"import {alias.name}")
+            if alias.name == "os":
+                self.os_names.add(alias.asname or "os")
+        self.generic_visit(node)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        root = (node.module or "").split(".")[0]
+        if root in _MODULES:
+            self.flag(node, _MODULES[root], f"from {node.module} import ...")
+        for alias in node.names:
+            if root == "os" and _os_capability(alias.name):
+                self.flag(node, _os_capability(alias.name) or "", f"from os import {alias.name}")
+            if root == "sys" and alias.name in _FRAME_ATTRS:
+                self.flag(node, "frames", f"from sys import {alias.name}")
+        self.generic_visit(node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        if node.attr in _FRAME_ATTRS:
+            self.flag(node, "frames", f"access to .{node.attr}")
+        elif isinstance(node.value, ast.Name) and node.value.id in self.os_names:
+            capability = _os_capability(node.attr)
+            if capability is not None:
+                self.flag(node, capability, f"os.{node.attr}")
+        elif node.attr in _PATH_WRITES:
+            self.flag(node, "file_writes", f".{node.attr}()")
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in _DYNAMIC:
+            self.flag(node, "dynamic_code", f"{func.id}()")
+        if isinstance(func, ast.Name) and func.id == "getattr" and len(node.args) >= 2:
+            name = node.args[1]
+            if isinstance(name, ast.Constant) and name.value in _FRAME_ATTRS:
+                self.flag(node, "frames", f"getattr(..., {name.value!r})")
+            elif not isinstance(name, ast.Constant):
+                pass  # a computed attribute name: too common to flag (hparams, registries)
+        is_open = (isinstance(func, ast.Name) and func.id == "open") or (
+            isinstance(func, ast.Attribute) and func.attr == "open" and not _is_os(func.value, self.os_names)
+        )
+        if is_open:
+            mode = node.args[1] if len(node.args) > 1 else None
+            for kw in node.keywords:
+                if kw.arg == "mode":
+                    mode = kw.value
+            if mode is not None and not (isinstance(mode, ast.Constant) and isinstance(mode.value, str)):
+                self.flag(node, "file_writes", "open() with a computed mode")
+            elif mode is not None and set(str(mode.value)) & set("wax+"):
+                self.flag(node, "file_writes", f"open(..., {mode.value!r})")
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "save"
+            and isinstance(func.value, ast.Name)
+            and func.value.id in ("torch", "np", "numpy")
+        ):
+            self.flag(node, "file_writes", f"{func.value.id}.save()")
+        self.generic_visit(node)
+
+
+def _is_os(node: ast.AST, os_names: set[str]) -> bool:
+    return isinstance(node, ast.Name) and node.id in os_names
+
+
+def static_findings(folder: str | os.PathLike[str]) -> list[Finding]:
+    """Uses of :data:`~mtlbench.harness.submission.CAPABILITIES` in the folder's Python files.
+
+    Read with :mod:`ast`, never imported. A file that does not parse is one finding of
+    ``dynamic_code`` (nothing in it can be checked).
+    """
+    root = Path(folder)
+    findings: list[Finding] = []
+    for path in sorted(root.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        rel = path.relative_to(root).as_posix()
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
+        except (SyntaxError, UnicodeDecodeError) as err:
+            findings.append(
+                Finding(rel, getattr(err, "lineno", 0) or 0, "dynamic_code", f"cannot parse: {err}")
+            )
+            continue
+        scanner = _Scanner(rel)
+        scanner.visit(tree)
+        findings.extend(scanner.findings)
+    return findings
+
+
+def check_static(folder: str | os.PathLike[str], declared: Collection[str]) -> CheckResult:
+    """The ``static`` check: every flagged use must be declared with a reason in submission.yaml."""
+    findings = static_findings(folder)
+    undeclared = [f for f in findings if f.capability not in declared]
+    if undeclared:
+        kinds = sorted({f.capability for f in undeclared})
+        example = ", ".join(f'{k}: "why the method needs it"' for k in kinds)
+        lines = [str(f) for f in undeclared]
+        return CheckResult(
+            "static",
+            "failed",
+            "a weighting method has no business doing this:\n      "
+            + "\n      ".join(lines)
+            + "\n    remove it, or declare and explain each use in submission.yaml "
+            + f"(declared_capabilities: {{{example}}}); declared uses are reviewed before publication",
+        )
+    if findings:
+        uses = ", ".join(sorted({f"{f.capability} ({f.file}:{f.line})" for f in findings}))
+        return CheckResult("static", "warning", f"declared uses, reviewed before publication: {uses}")
+    return CheckResult("static", "passed")
+
+
 # ------------------------------------------------------------------------- drivers
 def check_policy(
     policy_factory: PolicyFactory,
@@ -541,12 +720,16 @@ def check_submission(
     path: str | os.PathLike[str],
     *,
     known_envs: Callable[[str], bool] | None = None,
+    isolation: str | None = None,
     **check_kwargs: Any,
 ) -> CheckReport:
-    """Validate ``<path>/submission.yaml``, then run :func:`check_policy` on its policy.
+    """Validate ``<path>/submission.yaml``, read its code (``static``), then run :func:`check_policy`.
 
     ``known_envs(env_id) -> bool`` checks the env ids the submission lists; by default the
     mtlbench registry is asked, and the check is skipped when the registry cannot be loaded.
+    ``isolation``: ``"process"`` runs the policy checks in a policy process
+    (:func:`mtlbench.harness.isolation.call_isolated`), ``"none"`` in this one; by default
+    submitted code is isolated and built-in methods are not.
     """
     from mtlbench.harness.submission import SubmissionError, load_submission
 
@@ -559,6 +742,11 @@ def check_submission(
     report.policy = f"{submission.name}@{submission.version}"
     report.results.append(CheckResult("submission.yaml", "passed"))
     report.results.append(_check_envs(submission.envs, known_envs))
+    if not submission.is_builtin:
+        report.results.append(check_static(submission.folder, submission.declared_capabilities))
+    if (isolation or ("none" if submission.is_builtin else "process")) == "process":
+        report.results.extend(_policy_checks_isolated(submission.folder, report.policy, check_kwargs))
+        return report
 
     def factory() -> Policy:
         return submission.make_policy()
@@ -566,6 +754,31 @@ def check_submission(
     policy_report = check_policy(factory, name=report.policy, **check_kwargs)
     report.results.extend(policy_report.results)
     return report
+
+
+def _policy_checks(folder: str, label: str, check_kwargs: dict[str, Any]) -> list[list[str]]:
+    """In the policy process: load the submission and run :func:`check_policy`; JSON-able rows."""
+    from mtlbench.harness.submission import load_submission
+
+    submission = load_submission(folder)
+    policy_report = check_policy(submission.make_policy, name=label, **check_kwargs)
+    return [[r.check, r.status, r.message] for r in policy_report.results]
+
+
+def _policy_checks_isolated(folder: Path, label: str, check_kwargs: dict[str, Any]) -> list[CheckResult]:
+    from mtlbench.harness.isolation import PolicyProcessFailure, call_isolated
+
+    try:
+        rows = call_isolated(_policy_checks, str(folder.resolve()), label, check_kwargs, label=label)
+    except PolicyProcessFailure as err:
+        return [CheckResult("construct", "failed", f"the policy checks ended in a {err.status}: {err}")]
+    statuses = ("passed", "failed", "warning", "skipped")
+    if not isinstance(rows, list) or not all(
+        isinstance(r, list) and len(r) == 3 and r[1] in statuses and all(isinstance(x, str) for x in r)
+        for r in rows
+    ):
+        return [CheckResult("construct", "failed", "the policy process sent a malformed report")]
+    return [CheckResult(check, status, message) for check, status, message in rows]
 
 
 def _check_envs(envs: list[str] | str, known_envs: Callable[[str], bool] | None) -> CheckResult:

@@ -30,6 +30,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
+    "ISOLATION_MODES",
     "SCHEMA_VERSION",
     "STATUSES",
     "Cost",
@@ -52,6 +53,9 @@ __all__ = [
 SCHEMA_VERSION: Final = 1
 Status = Literal["ok", "diverged", "invalid_action", "timeout", "oom", "error"]
 STATUSES: tuple[str, ...] = ("ok", "diverged", "invalid_action", "timeout", "oom", "error")
+Isolation = Literal["none", "process"]
+#: where a policy may run: in the env's process, or in its own (mtlbench.harness.isolation)
+ISOLATION_MODES: tuple[str, ...] = ("none", "process")
 Metrics = dict[str, dict[str, float]]
 
 
@@ -122,6 +126,11 @@ class RunResult(_Strict):
     last: Selected | None = Field(default=None, description="at the last evaluation")
     cost: Cost
     environment: SoftwareEnvironment
+    isolation: Isolation | None = Field(
+        default=None,
+        description="where the policy ran: 'none' in the env's process, 'process' in its own "
+        "(mtlbench.harness.isolation); None in files written before the field existed",
+    )
     created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 

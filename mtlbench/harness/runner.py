@@ -30,12 +30,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mtlbench.harness.results import (
+    ISOLATION_MODES,
     Cost,
     MethodInfo,
     ResultFileError,
@@ -74,6 +76,10 @@ class MethodRef:
 
     ``entry`` is ``"builtin:<registry id>"`` (``"builtin:rlw+cagrad"`` composes),
     ``"/path/to/module.py:Class"`` (a submission's own module) or ``"package.module:Class"``.
+    ``level`` is the declared level (a submission's YAML), so a failed run's result never
+    imports the method to learn it. ``isolation`` is the method's default isolation
+    (``"process"`` for submitted code, see :mod:`mtlbench.harness.isolation`); a request's
+    own ``isolation`` wins over it, and ``None`` for both means ``"none"``.
     """
 
     name: str
@@ -81,6 +87,8 @@ class MethodRef:
     entry: str = ""
     hparams: dict[str, Any] = field(default_factory=dict)
     code_hash: str | None = None
+    level: str | None = None
+    isolation: str | None = None
 
     @classmethod
     def builtin(cls, name: str, **hparams: Any) -> MethodRef:
@@ -140,6 +148,20 @@ class RunRequest:
         found = spec(self.env_id)
         return found.replace(self.overrides) if self.overrides else found
 
+    #: "none" (the policy in this process), "process" (its own, mtlbench.harness.isolation);
+    #: None: the method's default. A runtime field: it never changes the run's identity.
+    isolation: str | None = None
+    #: address space (MiB) an isolated policy may add; None: the isolation default
+    policy_memory_mb: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.isolation not in (None, *ISOLATION_MODES):
+            raise ValueError(f"isolation must be one of {ISOLATION_MODES}, got {self.isolation!r}")
+
+    @property
+    def effective_isolation(self) -> str:
+        return self.isolation or self.method.isolation or "none"
+
     @property
     def path(self) -> Path:
         """``<results>/<env-id>/<method>@<version>/seed-<k>.json``; an unofficial run (any
@@ -187,12 +209,19 @@ def execute(request: RunRequest, *, progress: bool = False, in_child: bool = Fal
     import torch
 
     import mtlbench
+    from mtlbench.harness.isolation import PolicyProcessFailure
     from mtlbench.harness.train import TimeLimit, default_time_limit_s, env_kwargs_for, train
 
     if request.threads:
         torch.set_num_threads(request.threads)
+    started = time.monotonic()
     try:
-        policy = request.method.make_policy()
+        policy = _make_policy(request, started)
+    except PolicyProcessFailure as err:
+        return failure_result(request, err.status, f"setting up the run failed: {err}")
+    except Exception as err:
+        return failure_result(request, "error", f"setting up the run failed: {type(err).__name__}: {err}")
+    try:
         env = mtlbench.make(
             request.env_id,
             device=request.device,
@@ -201,6 +230,7 @@ def execute(request: RunRequest, *, progress: bool = False, in_child: bool = Fal
             **env_kwargs_for(policy),
         )
     except Exception as err:
+        _close(policy)
         return failure_result(request, "error", f"setting up the run failed: {type(err).__name__}: {err}")
     if request.timeout_s is not None:
         limit = TimeLimit(request.timeout_s, "set by --timeout", hard_exit=in_child)
@@ -225,14 +255,40 @@ def execute(request: RunRequest, *, progress: bool = False, in_child: bool = Fal
         )
     finally:
         env.close()
+        _close(policy)
+
+
+def _make_policy(request: RunRequest, started: float) -> Any:
+    """The request's policy: built here, or in its own process when the run is isolated."""
+    from mtlbench.harness.isolation import DEFAULT_MEMORY_MB, IsolatedPolicy, IsolationLimits
+
+    if request.effective_isolation == "none":
+        return request.method.make_policy()
+    limits = IsolationLimits(
+        memory_mb=request.policy_memory_mb or DEFAULT_MEMORY_MB,
+        deadline=None if request.timeout_s is None else started + request.timeout_s,
+    )
+    return IsolatedPolicy(
+        request.method.make_policy, label=request.method.name, limits=limits, threads=request.threads
+    )
+
+
+def _close(policy: Any) -> None:
+    close = getattr(policy, "close", None)
+    if callable(close):
+        close()
 
 
 def failure_result(request: RunRequest, status: str, message: str) -> RunResult:
     """A result file for a run that ended before producing one (timeout, crash, bad setup)."""
     spec = request.spec()
-    try:
-        level = request.method.make_policy().level
-    except Exception:
+    level = request.method.level
+    if level is None and request.effective_isolation == "none":  # never import isolated code here
+        try:
+            level = request.method.make_policy().level
+        except Exception:
+            level = None
+    if level not in ("loss", "gradient"):
         level = "loss"
     return RunResult(
         env_id=spec.id,
@@ -243,7 +299,7 @@ def failure_result(request: RunRequest, status: str, message: str) -> RunResult:
         method=MethodInfo(
             name=request.method.name,
             version=request.method.version,
-            level=level,
+            level=level,  # type: ignore[arg-type]
             hparams=request.method.hparams,
             code_hash=request.method.code_hash,
         ),
@@ -252,6 +308,7 @@ def failure_result(request: RunRequest, status: str, message: str) -> RunResult:
         message=message,
         cost=Cost(steps=0, wall_time_s=0.0, time_per_step_s=0.0, device=request.device or "unknown"),
         environment=software_environment(),
+        isolation=request.effective_isolation,  # type: ignore[arg-type]
     )
 
 

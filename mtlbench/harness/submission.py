@@ -17,6 +17,7 @@ Example ``submission.yaml``::
     envs: all                           # or a list of env ids
     seeds: [0, 1, 2]
     description: optional free text
+    declared_capabilities: {}           # e.g. {gc: "frees the solver's cache every epoch"}
 
 ``entry_point`` has one of three forms: ``"module.py:ClassName"`` (a file inside the
 folder), ``"package.module:ClassName"`` (an importable module) or ``"builtin:<id>"`` (a
@@ -51,6 +52,22 @@ __all__ = [
 ]
 
 SUBMISSION_FILE = "submission.yaml"
+#: What a weighting method has no business doing, as ``mtlbench check`` flags it (see
+#: :func:`mtlbench.harness.checker.static_findings`); a submission that does one of them
+#: must declare it with a reason in ``declared_capabilities`` to be published.
+CAPABILITIES: dict[str, str] = {
+    "gc": "the garbage collector (gc): it reaches every object of the process",
+    "inspect": "the inspect module",
+    "frames": "frame and globals access (sys._getframe, __globals__, f_back, f_locals, f_globals)",
+    "ctypes": "native code (ctypes, cffi)",
+    "subprocess": "other processes (subprocess, multiprocessing, os.system, os.fork, os.exec*, os.spawn*)",
+    "network": "the network (socket, urllib, http, requests, ...)",
+    "file_writes": "writing or deleting files (open(..., 'w'/'a'/'x'), Path.write_*, os.remove, shutil, ...)",
+    "dynamic_code": "code not visible to the check (eval, exec, compile, __import__, importlib)",
+}
+Capability = Literal[
+    "gc", "inspect", "frames", "ctypes", "subprocess", "network", "file_writes", "dynamic_code"
+]
 NAME_RE = re.compile(r"^[a-z0-9_+-]+$")
 _FILE_ENTRY_RE = re.compile(r"^(?P<file>[A-Za-z0-9_][A-Za-z0-9_./-]*\.py):(?P<attr>[A-Za-z_]\w*)$")
 _MODULE_ENTRY_RE = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<attr>[A-Za-z_]\w*)$")
@@ -81,6 +98,10 @@ class Submission(BaseModel):
     envs: list[str] | Literal["all"] = "all"
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
     description: str | None = None
+    declared_capabilities: dict[Capability, str] = Field(
+        default_factory=dict,
+        description="capabilities the code uses, each with the reason (see CAPABILITIES)",
+    )
 
     _folder: Path | None = PrivateAttr(default=None)
 
@@ -170,6 +191,14 @@ class Submission(BaseModel):
             raise ValueError("seeds must be >= 0")
         if len(set(value)) != len(value):
             raise ValueError("seeds must not repeat")
+        return value
+
+    @field_validator("declared_capabilities")
+    @classmethod
+    def _check_declared(cls, value: dict[str, str]) -> dict[str, str]:
+        empty = sorted(k for k, why in value.items() if not why.strip())
+        if empty:
+            raise ValueError(f"explain each declared capability in a sentence; empty: {empty}")
         return value
 
     # ----------------------------------------------------------------- properties
@@ -265,6 +294,9 @@ class Submission(BaseModel):
             entry=entry,
             hparams=dict(self.hyperparameters),
             code_hash=self.code_hash,
+            level=self.level,
+            # submitted code runs in its own process (mtlbench.harness.isolation); built-ins need not
+            isolation=None if self.is_builtin else "process",
         )
 
     def env_ids(self, available: list[str]) -> list[str]:

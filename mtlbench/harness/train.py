@@ -14,6 +14,11 @@ clock after every step; on the main thread a ``SIGALRM`` timer interrupts a ``po
 backend a watchdog thread ends the process (exit code :data:`TIMEOUT_EXIT_CODE`) when the
 run has not stopped :func:`hard_grace_s` after its limit (a call stuck in native code).
 
+The policy may be an :class:`~mtlbench.harness.isolation.IsolatedPolicy` (the policy in its
+own process): its failures arrive as :class:`~mtlbench.harness.isolation.PolicyProcessFailure`
+with the status to store, and the result records ``isolation="process"``. Every action is
+checked against the policy's declared level here and by :mod:`mtlbench.protocol` in the env.
+
 Model selection (docs/design.md): the reported test metrics are those at the evaluation with
 the best validation score (the env's run-local validation delta_p; earliest on ties); the
 last evaluation's metrics are stored beside them.
@@ -36,6 +41,7 @@ from typing import Any
 import torch
 
 from mtlbench.env import InvalidAction, MTLEnv
+from mtlbench.harness.isolation import IsolatedPolicy, PolicyProcessFailure
 from mtlbench.harness.results import (
     Cost,
     Evaluation,
@@ -45,6 +51,7 @@ from mtlbench.harness.results import (
     software_environment,
 )
 from mtlbench.policies.base import Policy
+from mtlbench.protocol import level_problem
 
 __all__ = ["TimeLimit", "default_time_limit_s", "env_kwargs_for", "train"]
 
@@ -92,6 +99,7 @@ def env_kwargs_for(policy: Policy) -> dict[str, Any]:
     return {
         "observe": tuple(sorted(policy.needs)),
         "wrt": policy.wrt if policy.level == "gradient" else "parameters",
+        "level": policy.level,
     }
 
 
@@ -101,6 +109,10 @@ def _check_compatible(env: MTLEnv, policy: Policy) -> None:
         raise ValueError(
             f"policy {policy.name!r} needs {sorted(missing)} but the env observes only {sorted(env.observe)}; "
             f"build it with mtlbench.make({env.bench_spec.id!r}, policy=policy)"
+        )
+    if env.level is not None and env.level != policy.level:
+        raise ValueError(
+            f"policy {policy.name!r} is {policy.level}-level, the env expects {env.level}-level actions"
         )
     if policy.level == "gradient" and env.wrt != policy.wrt:
         raise ValueError(
@@ -128,16 +140,6 @@ def train(
     """
     _check_compatible(env, policy)
     spec = env.bench_spec
-    policy.reset(
-        env.task_names,
-        seed,
-        device=env.device,
-        lr=spec.optimizer.lr,
-        steps_per_epoch=env.steps_per_epoch,
-        num_epochs=spec.budget.epochs,
-        representation_dim=env.representation_dim() if policy.wrt == "representation" else None,
-    )
-    adapters = policy.representation_adapters()
     evaluations: list[Evaluation] = []
     status, message = "ok", None
     if env.device.type == "cuda":
@@ -147,6 +149,16 @@ def train(
     bar = None
     deadline = None if time_limit is None else time.monotonic() + time_limit.seconds
     try:
+        policy.reset(
+            env.task_names,
+            seed,
+            device=env.device,
+            lr=spec.optimizer.lr,
+            steps_per_epoch=env.steps_per_epoch,
+            num_epochs=spec.budget.epochs,
+            representation_dim=env.representation_dim() if policy.wrt == "representation" else None,
+        )
+        adapters = policy.representation_adapters()
         obs, _ = env.reset(seed=seed, options={"adapters": adapters} if adapters is not None else None)
         resumed = _resume(env, policy, checkpoint_path, evaluations)
         if resumed is not None:
@@ -164,10 +176,15 @@ def train(
             while True:
                 try:
                     action = policy.act(obs)
+                except PolicyProcessFailure:  # an isolated policy's failure, already named and classified
+                    raise
                 except Exception as err:  # the policy's own failure: record it, name the policy
                     raise _PolicyFailure(
                         f"policy {policy.name!r} raised in act() at step {env.global_step}: {err!r}"
                     ) from err
+                problem = level_problem(action, policy.level)  # the env may not know the policy's level
+                if problem is not None:
+                    raise InvalidAction(problem, env.global_step)
                 obs, _, terminated, truncated, info = env.step(action)
                 policy.update(info)
                 steps_done += 1
@@ -199,6 +216,8 @@ def train(
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeLimitExceeded
+            if isinstance(policy, IsolatedPolicy):
+                policy.flush()  # the last update()'s failure, if any, is this run's
     except TimeLimitExceeded:
         assert time_limit is not None
         status = "timeout"
@@ -210,6 +229,8 @@ def train(
         status, message = "invalid_action", f"policy {policy.name!r}: {err}"
     except _PolicyFailure as err:
         status, message = "error", str(err)
+    except PolicyProcessFailure as err:
+        status, message = err.status, str(err)
     except torch.cuda.OutOfMemoryError as err:
         status, message = "oom", f"CUDA out of memory: {err}"
     except Exception as err:
@@ -256,6 +277,7 @@ def train(
             device=str(env.device) if env.device.type != "cuda" else torch.cuda.get_device_name(env.device),
         ),
         environment=software_environment(),
+        isolation=getattr(policy, "isolation", "none"),
     )
 
 

@@ -15,7 +15,8 @@ Levels (Lin et al. 2022, Eq. 1 and Eq. 2):
   (an explicit update direction, for methods such as GradDrop that are not a linear
   combination of task gradients).
 
-Observation keys (present only when the policy ``needs`` them, ``losses`` always):
+Observation keys (present only when the policy ``needs`` them, ``losses`` always; the
+table is kept in :mod:`mtlbench.protocol`, which owns the contract):
 
 ==================  =========  =====================================================
 key                 shape      meaning
@@ -40,47 +41,42 @@ import copy
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 
-Level = Literal["loss", "gradient"]
-Wrt = Literal["parameters", "representation"]
-Observation = Mapping[str, torch.Tensor]
-
-#: Everything a policy may ask the environment for. Anything else is a declaration error.
-KNOWN_NEEDS: frozenset[str] = frozenset(
-    {"losses", "gramian", "jacobian", "val_losses", "val_jacobian", "next_losses"}
+from mtlbench.protocol import (
+    KNOWN_NEEDS,
+    Action,
+    GradientDirection,
+    GradientWeights,
+    Level,
+    Observation,
+    Wrt,
 )
+
+# The contract lives in mtlbench.protocol; these names are re-exported for compatibility.
+__all__ = [
+    "KNOWN_NEEDS",
+    "Action",
+    "GradientDirection",
+    "GradientWeights",
+    "Level",
+    "Observation",
+    "Policy",
+    "PolicyError",
+    "Wrt",
+    "as_gramian",
+    "check_in_range",
+    "check_positive",
+    "learned_state",
+    "load_learned_state",
+    "raise_unless",
+]
 
 
 class PolicyError(RuntimeError):
     """A policy failed in a way that names the policy (solver failure, bad state, ...)."""
-
-
-@dataclass(frozen=True)
-class GradientWeights:
-    """Gradient-level action: ``d = sum_t weights[t] * g_t`` on the shared part.
-
-    ``head_weights`` (optional, shape ``(T,)``) scales each task's loss for its own head;
-    ``None`` means unweighted heads (the gradient-level convention). Composite policies
-    such as ``rlw+cagrad`` set it to the loss-level weights.
-    """
-
-    weights: torch.Tensor
-    head_weights: torch.Tensor | None = None
-
-
-@dataclass(frozen=True)
-class GradientDirection:
-    """Gradient-level action given as the aggregated update direction itself, shape ``(D,)``."""
-
-    direction: torch.Tensor
-    head_weights: torch.Tensor | None = None
-
-
-Action = torch.Tensor | GradientWeights | GradientDirection
 
 
 class Policy(ABC):

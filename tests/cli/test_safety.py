@@ -121,7 +121,11 @@ def test_envs_all_runs_every_registered_env_whose_data_is_present(tmp_path: Path
         return not verify(data_root, **kwargs)
 
     selected = sorted(s.id for s in registry.values() if not s.superseded_by and present(s.dataset.name))
-    assert "multimnist-hps-v2" in selected and "multimnist-hps-v1" not in selected and "nyuv2-hps-v1" not in selected
+    assert (
+        "multimnist-hps-v2" in selected
+        and "multimnist-hps-v1" not in selected
+        and "nyuv2-hps-v1" not in selected
+    )
     method = load_submission(EXAMPLE).method_ref()
     for env in selected:  # stored already: the command must find them, not train them
         fabricate(RunRequest(env, method, 0, results_dir=str(results)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from mtlbench.harness.checker import (
     check_policy,
     check_submission,
     main_check,
+    static_findings,
 )
 from mtlbench.policies.base import GradientDirection, GradientWeights, Observation, Policy
 
@@ -344,3 +346,110 @@ def test_check_submission_bad_hyperparameter(tmp_path: Path) -> None:
     report = check_submission(folder, known_envs=lambda env_id: True)
     assert "field 'hyperparameters'" in report.failures[0].message
     assert "scael" in report.failures[0].message
+
+
+# ------------------------------------------------------------------------ static check
+STATIC_CASES = [
+    ("import gc\n", "gc", 1),
+    ("x = 1\nfrom gc import get_objects\n", "gc", 2),
+    ("import inspect\n", "inspect", 1),
+    ("import sys\nf = sys._getframe(1)\n", "frames", 2),
+    ("def f(g):\n    return g.__globals__\n", "frames", 2),
+    ("def f(frame):\n    return frame.f_back.f_locals\n", "frames", 2),
+    ("def f(x):\n    return getattr(x, 'f_back')\n", "frames", 2),
+    ("import ctypes\n", "ctypes", 1),
+    ("import subprocess\n", "subprocess", 1),
+    ("import os\nos.system('ls')\n", "subprocess", 2),
+    ("import os as o\no.execv('/bin/sh', [])\n", "subprocess", 2),
+    ("from os import fork\n", "subprocess", 1),
+    ("import socket\n", "network", 1),
+    ("from urllib.request import urlopen\n", "network", 1),
+    ("import http.client\n", "network", 1),
+    ("import requests\n", "network", 1),
+    ("open('/tmp/x', 'w')\n", "file_writes", 1),
+    ("open('/tmp/x', mode='ab')\n", "file_writes", 1),
+    ("from pathlib import Path\nPath('/tmp/x').write_text('x')\n", "file_writes", 2),
+    ("import os\nos.remove('/tmp/x')\n", "file_writes", 2),
+    ("import shutil\n", "file_writes", 1),
+    ("import torch\ntorch.save({}, 'x.pt')\n", "file_writes", 2),
+    ("eval('1 + 1')\n", "dynamic_code", 1),
+    ("m = __import__('gc')\n", "dynamic_code", 1),
+]
+
+
+@pytest.mark.parametrize(("source", "capability", "line"), STATIC_CASES)
+def test_static_check_flags_with_file_and_line(
+    tmp_path: Path, source: str, capability: str, line: int
+) -> None:
+    (tmp_path / "policy.py").write_text(source)
+    findings = static_findings(tmp_path)
+    assert (capability, "policy.py", line) in [(f.capability, f.file, f.line) for f in findings], findings
+
+
+CLEAN_SOURCE = """
+import math
+import os
+import torch
+from pathlib import Path
+
+HERE = os.path.join(os.path.dirname(__file__), "table.txt")
+
+def load(name):
+    with open(Path(__file__).parent / name) as f:       # reading its own folder is fine
+        return f.read().replace(",", " ")
+
+def weights(x, extra):
+    return getattr(x, "weights", None), torch.softmax(x, 0) * math.e, os.environ.get("HOME")
+"""
+
+
+def test_static_check_leaves_ordinary_code_alone(tmp_path: Path) -> None:
+    (tmp_path / "policy.py").write_text(CLEAN_SOURCE)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "helpers.py").write_text(GOOD_SOURCE)
+    assert static_findings(tmp_path) == []
+
+
+GC_SOURCE = GOOD_SOURCE.replace("import torch\n", "import torch\nimport gc\n")
+
+
+def test_undeclared_use_fails_the_check_and_says_how_to_declare(tmp_path: Path) -> None:
+    folder = _write_submission(tmp_path / "toy", GC_SOURCE)
+    report = check_submission(folder, known_envs=lambda env_id: True, isolation="none")
+    failed = {r.check: r.message for r in report.failures}
+    assert "policy.py:3: import gc (gc)" in failed["static"]
+    assert 'declared_capabilities: {gc: "why the method needs it"}' in failed["static"]
+    assert {r.check for r in report.failures} == {"static"}
+
+
+def test_declared_use_passes_with_a_warning(tmp_path: Path) -> None:
+    folder = _write_submission(
+        tmp_path / "toy", GC_SOURCE, declared_capabilities='{gc: "frees the solver cache"}'
+    )
+    report = check_submission(folder, known_envs=lambda env_id: True, isolation="none")
+    assert report.ok, report.render()
+    static = next(r for r in report.results if r.check == "static")
+    assert static.status == "warning" and "gc (policy.py:3)" in static.message
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('{gc: " "}', "explain each declared capability"),
+        ('{telepathy: "x"}', "declared_capabilities.telepathy"),
+    ],
+)
+def test_declared_capabilities_are_validated(tmp_path: Path, value: str, message: str) -> None:
+    folder = _write_submission(tmp_path / "toy", GOOD_SOURCE, declared_capabilities=value)
+    code, text = main_check(folder)
+    assert code == 1 and message in text, text
+
+
+def test_check_submission_runs_submitted_code_in_a_policy_process(tmp_path: Path) -> None:
+    marker = tmp_path / "ran-in"
+    source = GOOD_SOURCE + f"\nimport os\nopen({str(marker)!r}, 'a').write(str(os.getpid()) + ' ')\n"
+    folder = _write_submission(tmp_path / "toy", source, declared_capabilities='{file_writes: "a test"}')
+    report = check_submission(folder, known_envs=lambda env_id: True)
+    assert report.ok, report.render()
+    pids = {int(p) for p in marker.read_text().split()}
+    assert pids and os.getpid() not in pids

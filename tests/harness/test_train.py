@@ -97,11 +97,7 @@ def test_grid_writes_one_file_per_run_and_skips_done_runs(tmp_path: Path) -> Non
     reqs = [_tiny_request(tmp_path, ref, s) for s in (0, 1)]
     report = run_grid(reqs, backend="inline", progress=False)
     assert len(report.written) == 2 and not report.failed
-<<<<<<< HEAD
     files = sorted(r.path for r in reqs)
-=======
-    files = sorted(tmp_path.glob("multimnist-hps-v2/constant@1/seed-*.json"))
->>>>>>> tier-envs
     assert [f.name for f in files] == ["seed-0.json", "seed-1.json"]
     assert all(read_result(f).status == "ok" for f in files)
     again = run_grid(reqs, backend="inline", progress=False)
@@ -115,11 +111,7 @@ def test_failing_run_does_not_stop_the_grid(tmp_path: Path) -> None:
         [_tiny_request(tmp_path, bad, 0), _tiny_request(tmp_path, good, 0)], backend="inline", progress=False
     )
     assert len(report.written) == 2 and len(report.failed) == 1
-<<<<<<< HEAD
     assert read_result(_tiny_request(tmp_path, bad, 0).path).status == "invalid_action"
-=======
-    assert read_result(tmp_path / "multimnist-hps-v2/nan@1/seed-0.json").status == "invalid_action"
->>>>>>> tier-envs
 
 
 def test_corrupt_existing_result_is_kept_aside_not_lost(tmp_path: Path) -> None:
