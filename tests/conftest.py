@@ -46,8 +46,8 @@ def tiny_grid(
     ]
 
 
-def tiny_env(overrides: dict | None = None, **kwargs: object) -> mtlbench.env.MTLEnv:  # type: ignore[name-defined]
-    return mtlbench.make("multimnist-hps", device="cpu", overrides={**TINY, **(overrides or {})}, **kwargs)
+def tiny_env(overrides: dict | None = None, device: str = "cpu", **kwargs: object) -> mtlbench.env.MTLEnv:  # type: ignore[name-defined]
+    return mtlbench.make("multimnist-hps", device=device, overrides={**TINY, **(overrides or {})}, **kwargs)
 
 
 class ConstantLoss(Policy):
