@@ -33,15 +33,15 @@ def test_malformed_ids_fail_with_the_expected_form(bad: str) -> None:
 
 
 def test_make_without_version_gives_latest() -> None:
-    base = spec("multimnist-hps-v1")
-    v2 = dataclasses.replace(base, id="multimnist-hps-v2", description="test copy")
-    register(v2)
+    base = spec("multimnist-hps-v2")
+    v3 = dataclasses.replace(base, id="multimnist-hps-v3", description="test copy")
+    register(v3)
     try:
-        assert spec("multimnist-hps").id == "multimnist-hps-v2"
-        assert spec("multimnist-hps-v1").id == "multimnist-hps-v1"
+        assert spec("multimnist-hps").id == "multimnist-hps-v3"
+        assert spec("multimnist-hps-v2").id == "multimnist-hps-v2"
     finally:
-        del registry["multimnist-hps-v2"]
-        del gymnasium.registry["mtlbench/multimnist-hps-v2"]
+        del registry["multimnist-hps-v3"]
+        del gymnasium.registry["mtlbench/multimnist-hps-v3"]
     assert spec("multimnist-hps").id == "multimnist-hps-v2"
 
 

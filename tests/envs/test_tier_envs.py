@@ -6,6 +6,7 @@ each test takes a few seconds; the registered protocols are checked field by fie
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import pytest
@@ -105,3 +106,22 @@ def test_multimnist_v1_is_superseded_by_v2_and_keeps_its_hash() -> None:
     assert v2.id == "multimnist-hps-v2" and v2.budget.epochs > v1.budget.epochs
     # the protocol is otherwise the same
     assert (v2.dataset, v2.tasks, v2.model, v2.optimizer) == (v1.dataset, v1.tasks, v1.model, v1.optimizer)
+
+
+def test_qm9_small_stl_reference_is_the_mean_of_the_recorded_runs() -> None:
+    """The spec's reference is the mean test MAE of the single-task runs recorded in docs/."""
+    import json
+    import statistics
+    from pathlib import Path
+
+    record = json.loads((Path(__file__).parents[2] / "docs/envs/qm9-small-stl-reference.json").read_text())
+    spec = mtlbench.spec("qm9-small-hps-v1")
+    assert spec.stl_reference is not None
+    assert (
+        record["provenance"]["spec_hash_without_reference"]
+        == dataclasses.replace(spec, stl_reference=None).hash
+    )
+    for task in qm9_small.TASKS:
+        maes = [r["test"]["mae"] for r in record["runs"] if r["task"] == task]
+        assert len(maes) == 3
+        assert spec.stl_reference[task]["mae"] == pytest.approx(statistics.fmean(maes), rel=1e-12)
