@@ -321,12 +321,17 @@ def test_a_policy_with_representation_adapters_is_refused_with_the_fix() -> None
 def test_cli_isolation_option_reaches_the_requests() -> None:
     from mtlbench.cli import _requests, build_parser
 
-    for command in (["run", "--env", "multimnist-hps", "--method", "ew"], ["submit", "x", "--seeds", "0"]):
+    for command in (
+        ["run", "--env", "multimnist-hps", "--method", "ew", "--seeds", "0"],
+        ["submit", "x", "--seeds", "0"],
+    ):
         args = build_parser().parse_args([*command, "--isolation", "process"])
         assert {r.isolation for r in _requests(args, [MethodRef.builtin("ew")], ["multimnist-hps"])} == {
             "process"
         }
-    args = build_parser().parse_args(["benchmark", "--methods", "ew", "--envs", "multimnist-hps"])
+    args = build_parser().parse_args(
+        ["benchmark", "--methods", "ew", "--envs", "multimnist-hps", "--seeds", "0"]
+    )
     assert _requests(args, [MethodRef.builtin("ew")], ["multimnist-hps"])[0].effective_isolation == "none"
 
 
