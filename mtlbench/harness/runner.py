@@ -92,9 +92,12 @@ class MethodRef:
 
     @classmethod
     def builtin(cls, name: str, **hparams: Any) -> MethodRef:
-        # version "1": the version the built-in submissions/<name>/submission.yaml declare, so
-        # `mtlbench benchmark` and `mtlbench submit submissions/<name>` store the same runs.
-        return cls(name=name, version="1", entry=f"builtin:{name}", hparams=hparams)
+        # the policy class's version (mtlbench.policies.version_of), which the built-in
+        # submissions/<name>/submission.yaml declare too (tested), so `mtlbench benchmark` and
+        # `mtlbench submit submissions/<name>` store the same runs.
+        from mtlbench.policies import version_of
+
+        return cls(name=name, version=version_of(name), entry=f"builtin:{name}", hparams=hparams)
 
     def make_policy(self) -> Any:
         from mtlbench import policies

@@ -92,6 +92,19 @@ def load(name: str) -> type[Policy]:
     return cls
 
 
+def version_of(name: str) -> str:
+    """The code version results of method ``name`` are stored under (``<name>@<version>``).
+
+    A single method's is its class's ``version``. A composite ``"a+b"`` is ``"1"`` while
+    both parts are at version 1, else ``"<a's version>+<b's version>"`` (e.g. ``rlw+mgda-ub``
+    with MGDA's exact solver: ``"1+2"``), so a change in either part changes the composite's.
+    """
+    if "+" in name:
+        parts = [version_of(part) for part in name.split("+")]
+        return "1" if all(v == "1" for v in parts) else "+".join(parts)
+    return load(name).version
+
+
 def make(name: str, **hparams: Any) -> Policy:
     """Build a policy by id; ``"a+b"`` composes a loss-level and a gradient-level method.
 
@@ -129,4 +142,5 @@ __all__ = [
     "make",
     "register",
     "registry",
+    "version_of",
 ]

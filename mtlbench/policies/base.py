@@ -93,6 +93,9 @@ class Policy(ABC):
     level: ClassVar[Level] = "loss"
     needs: ClassVar[frozenset[str]] = frozenset({"losses"})
     wrt: ClassVar[Wrt] = "parameters"
+    #: version of the method's code: bumped whenever a change can change a run's results, so
+    #: results stored under ``<name>@<version>`` always come from the same algorithm
+    version: ClassVar[str] = "1"
 
     def __init__(self) -> None:
         self.task_names: tuple[str, ...] = ()

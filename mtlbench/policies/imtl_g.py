@@ -85,6 +85,8 @@ class IMTLG(Policy):
     """IMTL-G (Liu et al., ICLR 2021): impartial gradient weights, no hyperparameters."""
 
     name = "imtl-g"
+    #: 2: the pseudo-inverse generalisation for linearly dependent gradients (issue 14 item 18)
+    version = "2"
     level = "gradient"
     needs = frozenset({"losses", "gramian"})
     wrt = "parameters"

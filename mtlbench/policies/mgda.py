@@ -213,6 +213,8 @@ class MGDA(Policy):
     """
 
     name = "mgda"
+    #: 2: the exact min-norm solver (version 1 stopped Frank-Wolfe early, issue 14 item 17)
+    version = "2"
     level = "gradient"
     needs = frozenset({"losses", "gramian"})
     # Annotated so that the "-UB" subclass may override it with "representation".

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mtlbench.harness.runner import MethodRef
 from mtlbench.harness.submission import (
     Submission,
     SubmissionError,
@@ -13,6 +14,7 @@ from mtlbench.harness.submission import (
     discover_submissions,
     load_submission,
 )
+from mtlbench.policies import version_of
 from mtlbench.policies.base import Policy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -207,7 +209,9 @@ def test_every_repository_submission_loads(folder: Path) -> None:
     sub = load_submission(folder)
     assert sub.name == folder.name
     if sub.is_builtin:
-        assert sub.entry_point == f"builtin:{sub.name}" and sub.envs == "all" and sub.version == "1"
+        assert sub.entry_point == f"builtin:{sub.name}" and sub.envs == "all"
+        # the YAML declares the policy class's code version, so `submit` and `benchmark` agree
+        assert sub.version == version_of(sub.name) == MethodRef.builtin(sub.name).version
         if "+" in sub.name:
             assert sub.level == "gradient"
 

@@ -293,3 +293,13 @@ def test_mgda_ub_is_mgda_on_the_representation() -> None:
     G = J3 @ J3.T
     observation = {"losses": torch.ones(3, dtype=torch.float64), "gramian": G}
     torch.testing.assert_close(policy.act(observation).weights, MGDA().act(observation).weights)
+
+
+def test_the_exact_solver_is_a_new_code_version() -> None:
+    """Results of the Frank-Wolfe solver (version 1) stay apart from the exact solver's (issue 14, 17)."""
+    from mtlbench.harness.runner import MethodRef
+    from mtlbench.policies import version_of
+
+    assert version_of("mgda") == version_of("mgda-ub") == "2"
+    assert version_of("rlw+mgda-ub") == "1+2" and version_of("rlw+cagrad") == "1"
+    assert MethodRef.builtin("rlw+mgda-ub").version == "1+2"
