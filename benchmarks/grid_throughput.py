@@ -1,7 +1,7 @@
 """Grid throughput: runs per hour with 1 worker and with N workers, and their ratio.
 
 Runs the same small grid (``--runs`` seeds of EW on ``multimnist-hps`` with tiny,
-unofficial overrides) through :func:`mtlbench.harness.runner.run_grid` once per worker
+unofficial overrides) through :func:`mtlbench.harness.grid.run_grid` once per worker
 count, into a fresh results folder each time so that nothing is skipped, in one process.
 Configurations alternate over ``--repeats`` rounds (1, N, 1, N, ...) so that drift in the
 machine's load hits both alike; the figure reported is the median wall time per
@@ -25,7 +25,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from mtlbench.harness.runner import MethodRef, RunRequest, run_grid
+from mtlbench.harness.grid import run_grid
+from mtlbench.harness.runner import MethodRef, RunRequest
 
 
 def grid(results_dir: Path, runs: int, limit: int, epochs: int) -> list[RunRequest]:

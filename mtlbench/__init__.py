@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 from mtlbench import policies, wrappers
+from mtlbench._version import __version__
 from mtlbench.registration import (
     BenchmarkSpec,
     make,

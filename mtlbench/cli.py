@@ -540,7 +540,7 @@ def _requests(args: argparse.Namespace, methods: Sequence[Any], envs: Sequence[s
 def _prepare(args: argparse.Namespace, methods: Sequence[Any], envs: Sequence[str]) -> list[Any]:
     """Validate everything and build the requests, before any run starts."""
     from mtlbench.harness.results import check_writable
-    from mtlbench.harness.runner import check_requests, check_stored
+    from mtlbench.harness.storage import check_requests, check_stored
 
     builtin = [m.entry.removeprefix("builtin:") for m in methods if m.entry.startswith("builtin:")]
     _check_methods(builtin)
@@ -553,7 +553,7 @@ def _prepare(args: argparse.Namespace, methods: Sequence[Any], envs: Sequence[st
 
 
 def _run_grid(args: argparse.Namespace, requests: Sequence[Any], backend: str) -> int:
-    from mtlbench.harness.runner import run_grid
+    from mtlbench.harness.grid import run_grid
     from mtlbench.harness.summary import summary_table
 
     report = run_grid(
@@ -598,6 +598,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _defaults(args)
     args.seeds = args.seeds or [0, 1, 2]
+    _check_methods([args.method])  # before MethodRef reads the method's version
     requests = _prepare(args, [MethodRef.builtin(args.method)], [args.env])
     return _run_grid(args, requests, backend="inline")
 
@@ -607,6 +608,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     _defaults(args)
     args.seeds = args.seeds or [0, 1, 2]
+    _check_methods(args.methods)  # before MethodRef reads each method's version
     requests = _prepare(args, [MethodRef.builtin(m) for m in args.methods], args.envs)
     return _run_grid(args, requests, backend=args.backend)
 

@@ -62,6 +62,7 @@ __all__ = [
     "Wrt",
     "action_parts",
     "action_problem",
+    "env_kwargs_for",
     "level_problem",
     "values_bad",
     "values_problem",
@@ -221,3 +222,17 @@ def action_problem(action: Any, level: str | None, num_tasks: int, dim: int | No
     except ActionError as err:
         return str(err)
     return values_problem(parts)
+
+
+def env_kwargs_for(policy: Any) -> dict[str, Any]:
+    """The runtime ``make`` arguments an env needs to serve ``policy``: what it observes, the
+    gradients' ``wrt`` and its level (``mtlbench.make(id, policy=policy)`` uses them).
+
+    ``policy`` is anything with ``needs``, ``level`` and ``wrt`` (a Policy, its class, or an
+    isolated policy's declaration): the contract, not the policies package.
+    """
+    return {
+        "observe": tuple(sorted(policy.needs)),
+        "wrt": policy.wrt if policy.level == "gradient" else "parameters",
+        "level": policy.level,
+    }

@@ -322,7 +322,7 @@ def make(env_id: str | BenchmarkSpec, *, policy: Any = None, **kwargs: Any) -> M
     ``wrt``, ``level``, ``precision``) never change the protocol. ``overrides={"budget.epochs": 1}``
     changes protocol fields and marks the env unofficial. ``policy`` (a
     :class:`~mtlbench.policies.base.Policy`, instance or class) sets ``observe`` and ``wrt``
-    to what it needs (:func:`mtlbench.harness.train.env_kwargs_for`); an explicit ``observe``
+    to what it needs (:func:`mtlbench.protocol.env_kwargs_for`); an explicit ``observe``
     adds to its needs, an explicit ``wrt`` must agree with it.
 
     The env's ``spec`` is a Gymnasium ``EnvSpec`` (see the module docstring).
@@ -355,7 +355,7 @@ def _with_policy_needs(env_id: str, policy: Any, kwargs: dict[str, Any]) -> dict
             f"make({env_id!r}, policy=...) takes a mtlbench Policy (e.g. mtlbench.policies.make('mgda')), "
             f"got {policy!r}"
         )
-    from mtlbench.harness.train import env_kwargs_for
+    from mtlbench.protocol import env_kwargs_for
 
     needed = env_kwargs_for(policy)
     name = getattr(policy, "name", type(policy).__name__)

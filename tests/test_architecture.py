@@ -18,8 +18,26 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mtlbench"
 MAX_LINES = 400
-#: modules allowed over MAX_LINES, with the reason (docs/design.md lists them too)
-LONG_MODULES: dict[str, str] = {}
+#: modules allowed over MAX_LINES, with the reason (docs/design.md points here)
+LONG_MODULES: dict[str, str] = {
+    "mtlbench.cli": "argparse declarations: help text on every option and an examples section per "
+    "command (issue 11); the command functions themselves are short",
+    "mtlbench.env": "MTLEnv with its spaces and observation dict; moving the action application into "
+    "its own module (issue 13, item 2) is still to do",
+    "mtlbench.registration": "BenchmarkSpec and its parts, the registry and the Gymnasium EnvSpec: the "
+    "spec dataclasses are declarations",
+    "mtlbench.data.nyuv2": "one module per dataset (loader, manifest, prepare, verify); the MTAN-layout "
+    "loader CityScapes shares is still here (issue 13, item 2)",
+    "mtlbench.data.qm9": "one module per dataset: qm9pack's CSV parsing, units, split, cache, verify",
+    "mtlbench.data.xtreme": "one module per dataset: PAWS-X and UD-POS readers, tokenisation, prepare",
+    "mtlbench.data.office": "one module per dataset: Office-31 and Office-Home layouts and split lists",
+    "mtlbench.harness.checker": "one small helper per check (as Gymnasium's env_checker) plus the drivers; "
+    "the static check is its own module",
+    "mtlbench.harness.isolation": "the parent side of the policy-process protocol: buffers, replies, limits",
+    "mtlbench.harness.submission": "the submission.yaml schema, one validator per field with its message",
+    "mtlbench.leaderboard.build": "grouping, delta_p, litmus verdicts, ranks and the IQM of the board",
+    "mtlbench.leaderboard.plots": "four plots sharing one style table",
+}
 
 
 def module_name(path: Path) -> str:

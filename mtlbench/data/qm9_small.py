@@ -44,9 +44,18 @@ from typing import Any
 import torch
 
 from mtlbench.data import qm9
-from mtlbench.data.base import DatasetCorrupt, Splits, TensorMTLDataset, ids_sha256
+from mtlbench.data.base import DatasetCorrupt, Source, Splits, TensorMTLDataset, ids_sha256, register_source
 
 NAME = "qm9_small"
+
+register_source(
+    Source(
+        name=NAME,
+        url="https://pypi.org/project/qm9pack/",
+        files="the qm9pack package (its CSVs; `pip install qm9pack`)",
+        bundled=True,
+    )
+)
 REVISION = "qm9pack-1.0.3/csv/subset-10000-2000-2000/descriptors-v1"
 DESCRIPTION = (
     "QM9-small: the 11 QM9 targets of qm9pack's molecules on a fixed subset of the registered "

@@ -15,11 +15,11 @@ _EXPORTS = {
     "read_result": "results",
     "result_path": "results",
     "write_result": "results",
-    "GridReport": "runner",
+    "GridReport": "grid",
     "MethodRef": "runner",
     "RunRequest": "runner",
     "execute": "runner",
-    "run_grid": "runner",
+    "run_grid": "grid",
     "env_kwargs_for": "train",
     "train": "train",
 }

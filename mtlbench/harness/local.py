@@ -1,4 +1,4 @@
-"""The local backend of :func:`~mtlbench.harness.runner.run_grid`: child processes on this machine.
+"""The local backend of :func:`~mtlbench.harness.grid.run_grid`: child processes on this machine.
 
 Each run executes in its own Python process (``python -m mtlbench.harness.local RUN_DIR
 PARENT_PID``), several at once, so a crash, a timeout or an out-of-memory kill of one run is

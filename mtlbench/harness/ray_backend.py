@@ -1,4 +1,4 @@
-"""The Ray backend of :func:`mtlbench.harness.runner.run_grid`: one Ray task per run.
+"""The Ray backend of :func:`mtlbench.harness.grid.run_grid`: one Ray task per run.
 
 :func:`run_on_ray` connects to a Ray cluster (or starts a local instance), submits one
 remote task per :class:`~mtlbench.harness.runner.RunRequest` and yields ``(request,

@@ -299,7 +299,7 @@ def _git_commit() -> str | None:
 def software_environment() -> SoftwareEnvironment:
     import torch
 
-    from mtlbench import __version__
+    from mtlbench._version import __version__
 
     return SoftwareEnvironment(
         mtlbench=__version__,

@@ -36,7 +36,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -51,7 +50,7 @@ from mtlbench.harness.results import (
     software_environment,
 )
 from mtlbench.policies.base import Policy
-from mtlbench.protocol import level_problem
+from mtlbench.protocol import env_kwargs_for, level_problem
 
 __all__ = ["TimeLimit", "default_time_limit_s", "env_kwargs_for", "train"]
 
@@ -92,15 +91,6 @@ class TimeLimit:
     def __post_init__(self) -> None:
         if not self.seconds > 0:
             raise ValueError(f"a time limit must be positive, got {self.seconds!r} s")
-
-
-def env_kwargs_for(policy: Policy) -> dict[str, Any]:
-    """The runtime ``make`` arguments an env needs to serve ``policy`` (what ``make(id, policy=policy)`` uses)."""
-    return {
-        "observe": tuple(sorted(policy.needs)),
-        "wrt": policy.wrt if policy.level == "gradient" else "parameters",
-        "level": policy.level,
-    }
 
 
 def _check_compatible(env: MTLEnv, policy: Policy) -> None:

@@ -336,7 +336,7 @@ def compute_leaderboard(
     registry_check: str = "off",
 ) -> Leaderboard:
     """Group usable runs and compute every table (pure: no file access)."""
-    from mtlbench import __version__
+    from mtlbench._version import __version__
     from mtlbench.evaluation import delta_m, delta_p
 
     by_group: dict[GroupKey, list[Run]] = defaultdict(list)

@@ -26,8 +26,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mtlbench.harness.grid import run_grid
 from mtlbench.harness.results import ResultFileError, RunResult, read_result
-from mtlbench.harness.runner import MethodRef, RunRequest, is_done, run_grid
+from mtlbench.harness.runner import MethodRef, RunRequest
+from mtlbench.harness.storage import is_done
 from mtlbench.leaderboard import stats
 from mtlbench.leaderboard.build import (
     BASELINE,

@@ -16,7 +16,7 @@ import pytest
 
 from mtlbench import cli
 from mtlbench.cli import main
-from mtlbench.harness import runner
+from mtlbench.harness import grid
 from mtlbench.harness.results import RunResult, read_result, write_result
 from mtlbench.harness.runner import MethodRef, RunRequest, failure_result
 from mtlbench.harness.submission import load_submission
@@ -218,7 +218,7 @@ def test_override_values_of_the_wrong_type_are_refused(
 def test_a_failed_run_makes_the_command_exit_non_zero(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner, "execute", lambda request, **kw: failure_result(request, "error", "boom"))
+    monkeypatch.setattr(grid, "execute", lambda request, **kw: failure_result(request, "error", "boom"))
     argv = [
         "run",
         "--env",

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from mtlbench.harness.grid import run_grid
 from mtlbench.harness.results import read_result
-from mtlbench.harness.runner import MethodRef, RunRequest, run_grid
+from mtlbench.harness.runner import MethodRef, RunRequest
 from tests.conftest import TINY, tiny_grid
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,7 +198,7 @@ def test_ctrl_c_stops_launching_stores_finished_runs_and_says_which(tmp_path: Pa
 
 
 def test_ctrl_c_on_an_inline_grid_reports_what_was_stored(tmp_path: Path) -> None:
-    from mtlbench.harness.runner import GridInterrupted
+    from mtlbench.harness.grid import GridInterrupted
 
     requests = tiny_grid(tmp_path, methods=("ew",))
 
@@ -216,7 +217,8 @@ def test_ctrl_c_on_an_inline_grid_reports_what_was_stored(tmp_path: Path) -> Non
 # ------------------------------------------------------------------ item 5: kill -9
 KILLED_DRIVER = """
 import sys
-from mtlbench.harness.runner import MethodRef, RunRequest, run_grid
+from mtlbench.harness.runner import MethodRef, RunRequest
+from mtlbench.harness.grid import run_grid
 
 requests = [
     RunRequest(env_id="multimnist-hps", method=MethodRef(name="slow", entry=sys.argv[2] + ":Slow"),
@@ -271,7 +273,8 @@ def test_kill_9_of_the_grid_ends_its_children_and_leaves_no_temp_folder(tmp_path
 # ------------------------------------------------------------------ item 7: claims
 TWO_GRIDS_DRIVER = """
 import json, sys
-from mtlbench.harness.runner import MethodRef, RunRequest, run_grid
+from mtlbench.harness.runner import MethodRef, RunRequest
+from mtlbench.harness.grid import run_grid
 
 requests = [
     RunRequest(env_id="multimnist-hps", method=MethodRef.builtin("ew"), seed=seed, results_dir=sys.argv[1],
@@ -382,7 +385,8 @@ def test_a_run_claimed_by_another_grid_is_skipped_and_reported(tmp_path: Path) -
 # ------------------------------------------------------------------ item 8: time limits
 INLINE_DRIVER = """
 import json, sys
-from mtlbench.harness.runner import MethodRef, RunRequest, run_grid
+from mtlbench.harness.runner import MethodRef, RunRequest
+from mtlbench.harness.grid import run_grid
 from mtlbench.harness.results import read_result
 
 request = RunRequest(env_id="multimnist-hps", method=MethodRef(name="sleeper", entry=sys.argv[2] + ":Sleeper"),

@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 import torch
 
+from mtlbench.harness.grid import run_grid
 from mtlbench.harness.isolation import IsolatedPolicy, IsolationLimits, PolicyProcessFailure
 from mtlbench.harness.results import read_result
-from mtlbench.harness.runner import MethodRef, RunRequest, execute, run_grid
+from mtlbench.harness.runner import MethodRef, RunRequest, execute
 from mtlbench.harness.train import env_kwargs_for, train
 from mtlbench.policies.base import GradientWeights, Observation, Policy
 from tests.conftest import TINY, tiny_env

@@ -11,8 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from mtlbench.harness import ray_backend
+from mtlbench.harness.grid import run_grid
 from mtlbench.harness.results import read_result
-from mtlbench.harness.runner import MethodRef, run_grid
+from mtlbench.harness.runner import MethodRef
 from tests.conftest import TINY, tiny_grid
 
 ray = pytest.importorskip("ray")

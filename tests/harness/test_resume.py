@@ -16,8 +16,9 @@ import pytest
 import torch
 
 import mtlbench
+from mtlbench.harness.grid import run_grid
 from mtlbench.harness.results import Evaluation, read_result
-from mtlbench.harness.runner import RunRequest, run_grid
+from mtlbench.harness.runner import RunRequest
 from mtlbench.harness.train import env_kwargs_for, train
 from tests.conftest import TINY, tiny_grid
 
@@ -61,7 +62,8 @@ def test_unreadable_result_is_rerun_and_kept_aside(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ (b) killed driver
 DRIVER = """
 import json, sys
-from mtlbench.harness.runner import MethodRef, RunRequest, run_grid
+from mtlbench.harness.runner import MethodRef, RunRequest
+from mtlbench.harness.grid import run_grid
 
 requests = [
     RunRequest(env_id={env!r}, method=MethodRef.builtin("ew"), seed=seed, results_dir=sys.argv[1],

@@ -8,18 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from mtlbench.harness.grid import run_grid
 from mtlbench.harness.results import RunResult, read_result, write_result
-from mtlbench.harness.runner import (
-    MethodRef,
-    RunRequest,
-    StoredResultConflict,
-    check_requests,
-    check_stored,
-    failure_result,
-    is_done,
-    run_grid,
-    store,
-)
+from mtlbench.harness.runner import MethodRef, RunRequest, failure_result
+from mtlbench.harness.storage import StoredResultConflict, check_requests, check_stored, is_done, store
 from mtlbench.registration import OverrideError, spec
 from tests.conftest import TINY
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from mtlbench.harness.grid import run_grid
 from mtlbench.harness.results import read_result
-from mtlbench.harness.runner import MethodRef, RunRequest, run_grid
+from mtlbench.harness.runner import MethodRef, RunRequest
 from mtlbench.harness.train import env_kwargs_for, train
 from mtlbench.policies.base import Observation, Policy
 from tests.conftest import TINY, ConstantLoss, MeanGradient, RecordingRandom, tiny_env

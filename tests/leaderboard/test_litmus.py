@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from mtlbench.cli import main
-from mtlbench.harness.runner import MethodRef, RunRequest, failure_result, run_grid, store
+from mtlbench.harness.grid import run_grid
+from mtlbench.harness.runner import MethodRef, RunRequest, failure_result
+from mtlbench.harness.storage import store
 from mtlbench.leaderboard import litmus, stats
 from tests.conftest import TINY
 

@@ -108,24 +108,26 @@ def _driver(width: int, height: int, profile: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def stored_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def stored_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """The page built from the stored results, and the number of methods its first table lists."""
     _require_browser()
     if not any(STORED.rglob("seed-*.json")):
         pytest.skip("no stored results under leaderboard/results")
     out = tmp_path_factory.mktemp("page")
     # the layout does not depend on n_boot; fewer resamples keep the test short
-    build_leaderboard(STORED, out, n_boot=1000, formats=("html",))
-    return out / "index.html"
+    report = build_leaderboard(STORED, out, n_boot=1000, formats=("html",))
+    return out / "index.html", len(report.leaderboard.aggregate)  # one row per method
 
 
 @pytest.fixture(params=[(1440, 900, "desktop"), (390, 844, "phone")], ids=lambda p: p[2])
-def browser(request: pytest.FixtureRequest, stored_page: Path) -> Iterator[tuple[Any, str]]:
+def browser(request: pytest.FixtureRequest, stored_page: tuple[Path, int]) -> Iterator[tuple[Any, str, int]]:
     width, height, name = request.param
+    page_path, expected_rows = stored_page
     with tempfile.TemporaryDirectory() as profile:
         driver = _driver(width, height, profile)
         try:
-            driver.get(stored_page.as_uri())
-            yield driver, name
+            driver.get(page_path.as_uri())
+            yield driver, name, expected_rows
         finally:
             driver.quit()
 
@@ -145,13 +147,13 @@ return {
 """
 
 
-def test_page_in_headless_chromium(browser: tuple[Any, str]) -> None:
-    driver, name = browser
+def test_page_in_headless_chromium(browser: tuple[Any, str, int]) -> None:
+    driver, name, expected_rows = browser
     page: dict[str, Any] = driver.execute_script(FIRST_TABLE)
     width = 1440 if name == "desktop" else 390
     # a phone widens its layout viewport to a page too wide for it: compare with the device
     assert page["width"] == width and page["scrollWidth"] <= width, f"{name}: the page scrolls sideways"
-    assert page["rows"] >= 20 and page["withoutBadge"] == [], page["withoutBadge"]
+    assert page["rows"] == expected_rows >= 3 and page["withoutBadge"] == [], page["withoutBadge"]
     assert page["intervals"] and all(re.search(r"n\s=\s\d+", t) for t in page["intervals"]), [
         t for t in page["intervals"] if "n" not in t
     ]
