@@ -36,6 +36,7 @@ examples:
   mtlbench envs                                        # the registered environments
   mtlbench methods                                     # the built-in weighting methods
   mtlbench benchmark --envs multimnist-hps --methods ew,rlw,rgw --seeds 0,1,2
+  mtlbench litmus dwa                                  # does DWA beat random weighting?
   mtlbench check submissions/my-method
   mtlbench submit submissions/my-method
   mtlbench leaderboard build --results-dir mtlbench-results

@@ -22,8 +22,9 @@ MAX_LINES = 400
 LONG_MODULES: dict[str, str] = {
     "mtlbench.cli": "argparse declarations: help text on every option and an examples section per "
     "command (issue 11); the command functions themselves are short",
-    "mtlbench.env": "MTLEnv with its spaces and observation dict; moving the action application into "
-    "its own module (issue 13, item 2) is still to do",
+    "mtlbench.env": "MTLEnv: data order, forward, Jacobian, action application, evaluation, checkpoints "
+    "(the spaces are mtlbench.spaces); moving the action application into its own module (issue 13, "
+    "item 2) is still to do",
     "mtlbench.registration": "BenchmarkSpec and its parts, the registry and the Gymnasium EnvSpec: the "
     "spec dataclasses are declarations",
     "mtlbench.data.nyuv2": "one module per dataset (loader, manifest, prepare, verify); the MTAN-layout "
