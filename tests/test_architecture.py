@@ -27,8 +27,8 @@ LONG_MODULES: dict[str, str] = {
     "item 2) is still to do",
     "mtlbench.registration": "BenchmarkSpec and its parts, the registry and the Gymnasium EnvSpec: the "
     "spec dataclasses are declarations",
-    "mtlbench.data.nyuv2": "one module per dataset (loader, manifest, prepare, verify); the MTAN-layout "
-    "loader CityScapes shares is still here (issue 13, item 2)",
+    "mtlbench.data.mtan_layout": "the MTAN .npy layout NYUv2 and CityScapes share: lazy loading, "
+    "augmentation, header and value checks, prepare",
     "mtlbench.data.qm9": "one module per dataset: qm9pack's CSV parsing, units, split, cache, verify",
     "mtlbench.data.xtreme": "one module per dataset: PAWS-X and UD-POS readers, tokenisation, prepare",
     "mtlbench.data.office": "one module per dataset: Office-31 and Office-Home layouts and split lists",

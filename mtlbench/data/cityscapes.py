@@ -24,7 +24,7 @@ Items are ``(x, {"segmentation": (H, W) int64 with -1 ignored, "depth": (1, H, W
 float32})`` with ``x`` a (3, H, W) float32 image, read lazily (about 2.3 GB in float32).
 ``augment=True`` (off in the registered protocol, as in LibMTL) applies the random
 scale-crop and flip of :mod:`mtlbench.data.nyuv2` to the training split. Loading, checking
-and preparation are shared with NYUv2 (:func:`mtlbench.data.nyuv2.load_layout`).
+and preparation are shared with NYUv2 (:mod:`mtlbench.data.mtan_layout`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from mtlbench.data.base import Source, Splits, register_source
-from mtlbench.data.nyuv2 import (
+from mtlbench.data.mtan_layout import (
     UPSTREAM_TEST,
     UPSTREAM_TRAIN,
     Field,

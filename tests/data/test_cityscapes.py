@@ -12,7 +12,7 @@ import torch
 
 from mtlbench.data import cityscapes
 from mtlbench.data.base import DatasetCorrupt, DatasetNotFound, ids_sha256
-from mtlbench.data.nyuv2 import split_ids
+from mtlbench.data.mtan_layout import split_ids
 
 
 def _fixtures():
