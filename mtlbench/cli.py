@@ -2,7 +2,8 @@
 
 Every argument is validated before anything starts; every failure becomes one readable
 line on stderr and a non-zero exit code (``--debug`` shows the traceback instead). Exit
-codes: 0 done, 1 an error or a run that did not end "ok", 2 bad arguments, 130 interrupted.
+codes: 0 done, 1 an error or a run that did not end "ok", 2 bad arguments, 130 interrupted
+(Ctrl-C, or SIGTERM, which stops a command the same way).
 """
 
 from __future__ import annotations
@@ -746,9 +747,39 @@ COMMANDS = {
 }
 
 
+def _interrupt_on_stop_signals() -> Callable[[], None]:
+    """Make ``kill`` (SIGTERM, what schedulers send) stop a command as Ctrl-C does, and give
+    Ctrl-C back to a command started in the background of a non-interactive shell (which
+    inherits SIGINT ignored): a grid then stores its finished runs and says what it stored.
+
+    Returns the function that restores the previous handlers (``main`` may run inside another
+    program, e.g. a test runner). Only the main thread can set handlers; elsewhere it does nothing.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    if previous[signal.SIGINT] is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, on_term)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    restore_signals = _interrupt_on_stop_signals()
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt as err:
@@ -763,6 +794,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"mtlbench {args.command}: error: {err}", file=sys.stderr)
         return 1
+    finally:
+        restore_signals()
 
 
 if __name__ == "__main__":

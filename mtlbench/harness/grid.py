@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mtlbench.harness.results import (
     RunResult,
@@ -76,7 +77,8 @@ class GridReport:
 
 
 class GridInterrupted(KeyboardInterrupt):
-    """A grid stopped by Ctrl-C (SIGINT); ``report`` says what was stored and what was not."""
+    """A grid stopped by Ctrl-C (SIGINT) or, through the CLI, SIGTERM; ``report`` says what was
+    stored and what was not."""
 
     def __init__(self, report: GridReport) -> None:
         super().__init__("grid interrupted")
@@ -233,17 +235,18 @@ def _run_local(
 
 
 class _deferred_sigint:
-    """While stopping children and storing finished runs, a second Ctrl-C is ignored (the stop
-    takes at most a few seconds), so that the clean-up itself is never cut short."""
+    """While stopping children and storing finished runs, a second Ctrl-C (or SIGTERM) is
+    ignored (the stop takes at most a few seconds), so that the clean-up is never cut short."""
 
     def __enter__(self) -> None:
-        self._previous = None
+        self._previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, signal.SIG_IGN)
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def _check_datasets_present(requests: Sequence[RunRequest]) -> None:

@@ -468,3 +468,46 @@ def test_run_progress_bar_shows_epoch_and_validation_score(
 def test_grid_bar_kept_for_several_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_grid(tiny_grid(tmp_path, methods=("ew",)), backend="inline", progress=True)
     assert "grid (inline)" in capsys.readouterr().err
+
+
+def _ignore_sigint() -> None:  # what a non-interactive shell does to a job started with `&`
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
+def test_a_background_grid_stops_like_ctrl_c_on_sigterm_or_sigint(tmp_path: Path, stop: str) -> None:
+    """A grid started in the background (SIGINT ignored) and stopped with ``kill`` (SIGTERM) or
+    ``kill -INT`` stores what finished and says so, as on Ctrl-C; before, SIGINT was ignored and
+    SIGTERM ended it without the report."""
+    results, tmp = tmp_path / "results", tmp_path / "tmp"
+    tmp.mkdir()
+    overrides = [f"--override={k}={v}" for k, v in TINY.items()]
+    cmd = [sys.executable, "-m", "mtlbench.cli", "benchmark", "--methods", "ew", "--envs", "multimnist-hps"]
+    cmd += ["--seeds", "0,1,2,3", "--workers", "1", "--threads", "1", "--device", "cpu"]
+    cmd += ["--results-dir", str(results), "--no-progress", *overrides]
+    driver = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=_env(tmp),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_ignore_sigint,
+    )
+    try:
+        _wait_for(lambda: list(results.rglob("seed-*.json")), 300, "a first result file", driver)
+        driver.send_signal(getattr(signal, stop))
+        out, err = driver.communicate(timeout=60)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.communicate()
+    assert driver.returncode == 130, err
+    stored = sorted(str(p) for p in results.rglob("seed-*.json"))
+    assert stored and f"interrupted: stored {len(stored)} run(s)" in err, err
+    assert (
+        sorted(line.split(maxsplit=1)[1] for line in err.splitlines() if line.startswith("  stored "))
+        == stored
+    )
+    assert not _leftovers(results) and not _children(driver.pid)
