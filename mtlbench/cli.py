@@ -556,7 +556,7 @@ def _prepare(args: argparse.Namespace, methods: Sequence[Any], envs: Sequence[st
 
 def _run_grid(args: argparse.Namespace, requests: Sequence[Any], backend: str) -> int:
     from mtlbench.harness.grid import run_grid
-    from mtlbench.harness.summary import summary_table
+    from mtlbench.leaderboard.summary import summary_table
 
     report = run_grid(
         requests,

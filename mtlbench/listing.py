@@ -76,9 +76,8 @@ def data_state(dataset: str, root: Path) -> str:
 def env_rows(root: str | Path | None = None) -> list[EnvRow]:
     """One row per registered env (newest versions and superseded ones alike), sorted by id."""
     from mtlbench.data import data_root
-    from mtlbench.registration import _ensure_builtin_envs, registry
+    from mtlbench.registration import registry
 
-    _ensure_builtin_envs()
     base = data_root(root)
     states: dict[str, str] = {}
     rows = []

@@ -281,13 +281,8 @@ def _gymnasium_entry_point(env_id: str, **kwargs: Any) -> MTLEnv:
     return make(env_id, **kwargs)
 
 
-def _ensure_builtin_envs() -> None:
-    import mtlbench.envs  # noqa: F401  (registers the built-in envs on import)
-
-
 def spec(env_id: str) -> BenchmarkSpec:
     """Find the spec of ``env_id``; without a version, the latest registered version."""
-    _ensure_builtin_envs()
     namespace, name, version = parse_env_id(env_id)
     prefix = f"{namespace}/" if namespace else ""
     versions = {s.version: s for s in registry.values() if s.name == name and s.namespace == namespace}
@@ -456,7 +451,6 @@ def check_overrides(spec_: BenchmarkSpec, overrides: Mapping[str, Any]) -> None:
 
 def pprint_registry(*, print_output: bool = True) -> str | None:
     """List the registered environments, grouped by dataset."""
-    _ensure_builtin_envs()
     groups: dict[str, list[str]] = {}
     for s in sorted(registry.values(), key=lambda s: s.id):
         groups.setdefault(s.dataset.name, []).append(s.id)
