@@ -12,28 +12,17 @@ are not comparable with any published table.
 from __future__ import annotations
 
 from mtlbench.data.digit_attributes import ATTRIBUTES, REVISION, SPLIT_SHA256, SPLIT_SIZES
+from mtlbench.envs.tasks import classification_task
 from mtlbench.registration import (
     BenchmarkSpec,
     BudgetSpec,
     DatasetSpec,
-    MetricSpec,
     ModelSpec,
     OptimizerSpec,
-    TaskSpec,
     register,
 )
 
 EPOCHS = 30
-
-
-def _attribute_task(name: str) -> TaskSpec:
-    return TaskSpec(
-        name=name,
-        type="classification",
-        loss="cross_entropy",
-        metric="accuracy",
-        metrics=(MetricSpec("acc", higher_is_better=True),),
-    )
 
 
 register(
@@ -52,7 +41,7 @@ register(
             split_sizes=dict(SPLIT_SIZES),
             split_manifest_sha256=dict(SPLIT_SHA256),
         ),
-        tasks=tuple(_attribute_task(a) for a in ATTRIBUTES),
+        tasks=tuple(classification_task(a) for a in ATTRIBUTES),
         model=ModelSpec(
             architecture="hps",
             backbone="small_cnn",

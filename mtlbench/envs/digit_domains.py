@@ -14,28 +14,17 @@ not comparable with any published table.
 from __future__ import annotations
 
 from mtlbench.data.digit_domains import DOMAINS, IMAGE_SIZE, NUM_CLASSES, REVISION, SPLIT_SHA256
+from mtlbench.envs.tasks import classification_task
 from mtlbench.registration import (
     BenchmarkSpec,
     BudgetSpec,
     DatasetSpec,
-    MetricSpec,
     ModelSpec,
     OptimizerSpec,
-    TaskSpec,
     register,
 )
 
 EPOCHS = 40
-
-
-def _domain_task(name: str) -> TaskSpec:
-    return TaskSpec(
-        name=name,
-        type="classification",
-        loss="cross_entropy",
-        metric="accuracy",
-        metrics=(MetricSpec("acc", higher_is_better=True),),
-    )
 
 
 register(
@@ -53,7 +42,7 @@ register(
             revision=REVISION,
             split_manifest_sha256=dict(SPLIT_SHA256),
         ),
-        tasks=tuple(_domain_task(d) for d in DOMAINS),
+        tasks=tuple(classification_task(d) for d in DOMAINS),
         model=ModelSpec(
             architecture="hps",
             backbone="small_cnn",

@@ -9,29 +9,18 @@
 from __future__ import annotations
 
 from mtlbench.data.multimnist import REVISION, SPLIT_SHA256, SPLIT_SIZES
+from mtlbench.envs.tasks import classification_task
 from mtlbench.registration import (
     BenchmarkSpec,
     BudgetSpec,
     DatasetSpec,
-    MetricSpec,
     ModelSpec,
     OptimizerSpec,
-    TaskSpec,
     register,
 )
 
 #: the budget of multimnist-hps-v2, chosen by benchmarks/budget_rule.py
 EPOCHS_V2 = 30
-
-
-def _digit_task(name: str) -> TaskSpec:
-    return TaskSpec(
-        name=name,
-        type="classification",
-        loss="cross_entropy",
-        metric="accuracy",
-        metrics=(MetricSpec("acc", higher_is_better=True),),
-    )
 
 
 def multimnist_spec(version: int, epochs: int, superseded_by: str | None = None) -> BenchmarkSpec:
@@ -49,7 +38,7 @@ def multimnist_spec(version: int, epochs: int, superseded_by: str | None = None)
             split_sizes=dict(SPLIT_SIZES),
             split_manifest_sha256=dict(SPLIT_SHA256),
         ),
-        tasks=(_digit_task("left"), _digit_task("right")),
+        tasks=(classification_task("left"), classification_task("right")),
         model=ModelSpec(architecture="hps", backbone="lenet"),
         optimizer=OptimizerSpec(name="adam", lr=1e-3, weight_decay=0.0, batch_size=256),
         budget=BudgetSpec(epochs=epochs, eval_every_epochs=1),

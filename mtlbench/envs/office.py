@@ -16,29 +16,18 @@ after every epoch; metric: accuracy per domain.
 from __future__ import annotations
 
 from mtlbench.data.office import DATASETS, SPLIT_SHA256
+from mtlbench.envs.tasks import classification_task
 from mtlbench.registration import (
     BenchmarkSpec,
     BudgetSpec,
     DatasetSpec,
-    MetricSpec,
     ModelSpec,
     OptimizerSpec,
-    TaskSpec,
     register,
 )
 
 IMAGE_SIZE = 224
 TITLES = {"office31": "Office-31", "officehome": "Office-Home"}
-
-
-def _domain_task(name: str) -> TaskSpec:
-    return TaskSpec(
-        name=name,
-        type="classification",
-        loss="cross_entropy",
-        metric="accuracy",
-        metrics=(MetricSpec("acc", higher_is_better=True),),
-    )
 
 
 def office_spec(name: str) -> BenchmarkSpec:
@@ -59,7 +48,7 @@ def office_spec(name: str) -> BenchmarkSpec:
             kwargs={"image_size": IMAGE_SIZE, "split_lists": "paper"},
             split_manifest_sha256=dict(SPLIT_SHA256[name]),
         ),
-        tasks=tuple(_domain_task(d) for d in info.domains),
+        tasks=tuple(classification_task(d) for d in info.domains),
         model=ModelSpec(
             architecture="hps",
             backbone="resnet18",
