@@ -252,26 +252,26 @@ def parse_env_id(env_id: str) -> tuple[str | None, str, int | None]:
 registry: dict[str, BenchmarkSpec] = {}
 
 
-def register(spec_: BenchmarkSpec, *, override: bool = False) -> None:
+def register(spec: BenchmarkSpec, *, override: bool = False) -> None:
     """Add a spec to the registry (and to Gymnasium's as ``mtlbench/<id>``)."""
-    if spec_.id in registry and not override:
-        raise RegistrationError(f"env {spec_.id!r} is already registered; pass override=True to replace it")
-    registry[spec_.id] = spec_
-    _register_with_gymnasium(spec_)
+    if spec.id in registry and not override:
+        raise RegistrationError(f"env {spec.id!r} is already registered; pass override=True to replace it")
+    registry[spec.id] = spec
+    _register_with_gymnasium(spec)
 
 
-def gymnasium_id(spec_: BenchmarkSpec) -> str:
-    """The id of ``spec_`` in Gymnasium's registry: ``mtlbench/<id>`` (an id with its own namespace keeps it)."""
-    return f"mtlbench/{spec_.id}" if spec_.namespace is None else spec_.id
+def gymnasium_id(spec: BenchmarkSpec) -> str:
+    """The id of ``spec`` in Gymnasium's registry: ``mtlbench/<id>`` (an id with its own namespace keeps it)."""
+    return f"mtlbench/{spec.id}" if spec.namespace is None else spec.id
 
 
-def _register_with_gymnasium(spec_: BenchmarkSpec) -> None:
+def _register_with_gymnasium(spec: BenchmarkSpec) -> None:
     import gymnasium
 
     gymnasium.register(
-        id=gymnasium_id(spec_),
+        id=gymnasium_id(spec),
         entry_point="mtlbench.registration:_gymnasium_entry_point",
-        kwargs={"env_id": spec_.id},
+        kwargs={"env_id": spec.id},
         disable_env_checker=True,
         order_enforce=False,
     )
@@ -322,23 +322,21 @@ def make(env_id: str | BenchmarkSpec, *, policy: Any = None, **kwargs: Any) -> M
 
     The env's ``spec`` is a Gymnasium ``EnvSpec`` (see the module docstring).
     """
-    spec_ = env_id if isinstance(env_id, BenchmarkSpec) else spec(env_id)
+    registered = env_id if isinstance(env_id, BenchmarkSpec) else spec(env_id)
     overrides = kwargs.pop("overrides", None) or {}
     if policy is not None:
-        kwargs = _with_policy_needs(spec_.id, policy, kwargs)
+        kwargs = _with_policy_needs(registered.id, policy, kwargs)
     unknown = set(kwargs) - RUNTIME_KWARGS
     if unknown:
         raise TypeError(
-            f"make({spec_.id!r}) got unknown arguments {sorted(unknown)}; runtime arguments are "
+            f"make({registered.id!r}) got unknown arguments {sorted(unknown)}; runtime arguments are "
             f"{sorted(RUNTIME_KWARGS)}, protocol changes go in overrides={{'path.to.field': value}}"
         )
     official = not overrides
-    registered = spec_
-    if overrides:
-        spec_ = spec_.replace(overrides)
-    module_name, _, attr = spec_.entry_point.partition(":")
+    effective = registered.replace(overrides) if overrides else registered
+    module_name, _, attr = effective.entry_point.partition(":")
     env_cls = getattr(importlib.import_module(module_name), attr)
-    env = env_cls(spec_, official=official, **kwargs)
+    env = env_cls(effective, official=official, **kwargs)
     env.spec = _gymnasium_spec(registered, kwargs, overrides)
     return env
 
@@ -374,20 +372,20 @@ def _gymnasium_spec(
 
     # a spec passed to make() as an object (not from the registry) travels as itself
     env_id: str | BenchmarkSpec = registered.id if registry.get(registered.id) == registered else registered
-    spec_kwargs = {"env_id": env_id, **kwargs}
+    gym_kwargs = {"env_id": env_id, **kwargs}
     if overrides:
-        spec_kwargs["overrides"] = dict(overrides)
+        gym_kwargs["overrides"] = dict(overrides)
     return EnvSpec(
         id=gymnasium_id(registered),
         entry_point="mtlbench.registration:_gymnasium_entry_point",
         nondeterministic=False,
         order_enforce=False,
         disable_env_checker=True,
-        kwargs=spec_kwargs,
+        kwargs=gym_kwargs,
     )
 
 
-def override_fields(spec_: BenchmarkSpec) -> list[str]:
+def override_fields(spec: BenchmarkSpec) -> list[str]:
     """Every dotted path an override may name, e.g. ``budget.epochs``, ``dataset.kwargs.limit``."""
 
     def walk(node: Any, prefix: str) -> list[str]:
@@ -398,29 +396,29 @@ def override_fields(spec_: BenchmarkSpec) -> list[str]:
             paths += walk(value, f"{prefix}.{key}" if prefix else str(key))
         return paths
 
-    return sorted(walk(spec_.to_dict(), ""))
+    return sorted(walk(spec.to_dict(), ""))
 
 
 def _type_name(value: Any) -> str:
     return "a mapping" if isinstance(value, Mapping) else f"{type(value).__name__}"
 
 
-def check_overrides(spec_: BenchmarkSpec, overrides: Mapping[str, Any]) -> None:
-    """Raise :class:`OverrideError` for the first override that names no field of ``spec_``
+def check_overrides(spec: BenchmarkSpec, overrides: Mapping[str, Any]) -> None:
+    """Raise :class:`OverrideError` for the first override that names no field of ``spec``
     (with the closest field names) or whose value's type differs from the field's.
 
     New keys are allowed inside the free-form ``kwargs`` mappings (as in
     :meth:`BenchmarkSpec.replace`); a field that is ``None`` accepts any value.
     """
-    data = spec_.to_dict()
+    data = spec.to_dict()
     for path, value in overrides.items():
         try:
-            spec_.replace({path: value})
+            spec.replace({path: value})
         except KeyError:
-            close = difflib.get_close_matches(path, override_fields(spec_), n=3, cutoff=0.6)
+            close = difflib.get_close_matches(path, override_fields(spec), n=3, cutoff=0.6)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
             raise OverrideError(
-                f"override {path}: {spec_.id} has no field {path!r}.{hint} Fields are dotted "
+                f"override {path}: {spec.id} has no field {path!r}.{hint} Fields are dotted "
                 "paths into the env's spec, e.g. budget.epochs or optimizer.lr"
             ) from None
         node: Any = data

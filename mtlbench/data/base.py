@@ -56,6 +56,7 @@ __all__ = [
     "ids_sha256",
     "move_to",
     "prepare_command",
+    "rebuild_problems",
     "register_source",
 ]
 
@@ -256,6 +257,19 @@ def data_root(explicit: str | os.PathLike[str] | None = None) -> Path:
 def ids_sha256(ids: Sequence[Any]) -> str:
     """Hash of a split's id list (one id per line), published in the env spec."""
     return hashlib.sha256("\n".join(map(str, ids)).encode()).hexdigest()
+
+
+def rebuild_problems(load: Callable[[Path | None], Any], root: Path | None) -> list[str]:
+    """``verify`` of a dataset built from data inside a package: rebuild it with ``load``.
+
+    ``load`` checks every split hash against the published manifest, so the problems are
+    the error it raises (:class:`DatasetCorrupt`, or ``ImportError`` for a missing package).
+    """
+    try:
+        load(root)
+    except (DatasetCorrupt, ImportError) as err:
+        return [str(err)]
+    return []
 
 
 def move_to(value: Any, device: torch.device, non_blocking: bool = True) -> Any:

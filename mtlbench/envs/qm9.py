@@ -18,32 +18,18 @@ validation and test evaluated every epoch. Deviations (docs/envs/qm9.md has the 
 from __future__ import annotations
 
 from mtlbench.data.qm9 import REVISION, SPLIT_SHA256, SPLIT_SIZES, TARGET_STD, TASKS
+from mtlbench.envs.tasks import regression_task
 from mtlbench.registration import (
     BenchmarkSpec,
     BudgetSpec,
     DatasetSpec,
-    MetricSpec,
     ModelSpec,
     OptimizerSpec,
-    TaskSpec,
     register,
 )
 
 #: the MPNN's hyperparameters, pinned in the spec (see :func:`mtlbench.models.mpnn.mpnn`)
 MPNN_KWARGS = {"dim": 64, "steps": 3, "set2set_steps": 3, "num_rbf": 50, "rbf_max": 10.0, "edge_hidden": 128}
-
-
-def _target_task(name: str) -> TaskSpec:
-    # The model predicts standardised targets; the MAE is scaled back by the training std,
-    # so it is reported in the units of mtlbench.data.qm9.UNITS (eV for energies).
-    return TaskSpec(
-        name=name,
-        type="regression",
-        loss="mse",
-        metric="mae",
-        metrics=(MetricSpec("mae", higher_is_better=False),),
-        metric_kwargs={"scale": TARGET_STD[name]},
-    )
 
 
 register(
@@ -62,7 +48,7 @@ register(
             split_sizes=dict(SPLIT_SIZES),
             split_manifest_sha256=dict(SPLIT_SHA256),
         ),
-        tasks=tuple(_target_task(t) for t in TASKS),
+        tasks=tuple(regression_task(t, TARGET_STD[t]) for t in TASKS),
         model=ModelSpec(architecture="hps", backbone="mpnn", kwargs=dict(MPNN_KWARGS)),
         optimizer=OptimizerSpec(
             name="adam",

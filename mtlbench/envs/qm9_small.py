@@ -14,14 +14,13 @@ results report Delta_m against it. Its numbers are not comparable with published
 from __future__ import annotations
 
 from mtlbench.data.qm9_small import NUM_FEATURES, REVISION, SPLIT_SHA256, SPLIT_SIZES, TARGET_STD, TASKS
+from mtlbench.envs.tasks import regression_task
 from mtlbench.registration import (
     BenchmarkSpec,
     BudgetSpec,
     DatasetSpec,
-    MetricSpec,
     ModelSpec,
     OptimizerSpec,
-    TaskSpec,
     register,
 )
 
@@ -41,17 +40,6 @@ STL_REFERENCE: dict[str, dict[str, float]] | None = {
     "G": {"mae": 0.3013824072086401},
     "cv": {"mae": 0.30576106358348004},
 }
-
-
-def _target_task(name: str) -> TaskSpec:
-    return TaskSpec(
-        name=name,
-        type="regression",
-        loss="mse",
-        metric="mae",
-        metrics=(MetricSpec("mae", higher_is_better=False),),
-        metric_kwargs={"scale": TARGET_STD[name]},
-    )
 
 
 def qm9_small_spec(
@@ -74,7 +62,7 @@ def qm9_small_spec(
             split_sizes=dict(SPLIT_SIZES),
             split_manifest_sha256=dict(SPLIT_SHA256),
         ),
-        tasks=tuple(_target_task(t) for t in TASKS),
+        tasks=tuple(regression_task(t, TARGET_STD[t]) for t in TASKS),
         model=ModelSpec(
             architecture="hps",
             backbone="mlp",

@@ -73,12 +73,12 @@ class MethodRef:
             import importlib.util
 
             module_name = f"mtlbench_submission_{abs(hash(module_path))}"
-            spec = importlib.util.spec_from_file_location(module_name, module_path)
-            if spec is None or spec.loader is None:
+            module_spec = importlib.util.spec_from_file_location(module_name, module_path)
+            if module_spec is None or module_spec.loader is None:
                 raise ImportError(f"cannot import {module_path!r} (method {self.name!r})")
-            module = importlib.util.module_from_spec(spec)
+            module = importlib.util.module_from_spec(module_spec)
             sys.modules[module_name] = module
-            spec.loader.exec_module(module)
+            module_spec.loader.exec_module(module)
         else:
             import importlib
 

@@ -321,15 +321,15 @@ class Submission(BaseModel):
         module_name = f"mtlbench_submission_{re.sub(r'[^0-9a-zA-Z_]', '_', self.name)}_{digest}"
         if module_name in sys.modules:
             return sys.modules[module_name]
-        spec = importlib.util.spec_from_file_location(module_name, file)
-        if spec is None or spec.loader is None:
+        module_spec = importlib.util.spec_from_file_location(module_name, file)
+        if module_spec is None or module_spec.loader is None:
             raise self._error("entry_point", f"cannot import {file}")
-        module = importlib.util.module_from_spec(spec)
+        module = importlib.util.module_from_spec(module_spec)
         sys.modules[module_name] = module
         # no __pycache__ inside the submission folder: it is not part of the submission
         dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True
         try:
-            spec.loader.exec_module(module)
+            module_spec.loader.exec_module(module)
         except Exception as err:
             del sys.modules[module_name]
             raise self._error("entry_point", f"importing {file} failed: {type(err).__name__}: {err}") from err
