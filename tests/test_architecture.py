@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,52 @@ def test_modules_stay_readable() -> None:
     assert not unexplained, f"modules over {MAX_LINES} lines (split them or list the reason): {unexplained}"
     stale = set(LONG_MODULES) - set(long)
     assert not stale, f"LONG_MODULES lists modules that are short now: {sorted(stale)}"
+
+
+#: docstring fields of other styles (Google's ``Args:``, Sphinx's ``:param x:``); the package
+#: uses numpy-style ``Parameters`` sections (docs/design.md, "Names and conventions")
+FOREIGN_DOCSTRING_FIELDS = re.compile(
+    r"^\s*(Args|Arguments|Keyword Args|Kwargs):\s*$|:param \w+:|:returns?:|:rtype:", re.M
+)
+
+
+def _docstrings(tree: ast.Module) -> list[tuple[str, str]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            doc = ast.get_docstring(node, clean=False)
+            if doc:
+                found.append((getattr(node, "name", "<module>"), doc))
+    return found
+
+
+def test_the_reader_flags_foreign_docstring_fields() -> None:
+    google = ast.parse('def f(x):\n    """Do.\n\n    Args:\n        x: a thing\n    """\n')
+    sphinx = ast.parse('def f(x):\n    """Do.\n\n    :param x: a thing\n    """\n')
+    numpy = ast.parse(
+        'def f(x):\n    """Do.\n\n    Parameters\n    ----------\n    x\n        A thing.\n    """\n'
+    )
+    assert [
+        FOREIGN_DOCSTRING_FIELDS.search(d) is not None
+        for t in (google, sphinx, numpy)
+        for _, d in _docstrings(t)
+    ] == [
+        True,
+        True,
+        False,
+    ]
+
+
+def test_one_docstring_style_and_every_module_says_what_it_is_for() -> None:
+    undocumented, foreign = [], []
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        if not ast.get_docstring(tree):
+            undocumented.append(module)
+        foreign += [
+            f"{module}.{name}" for name, doc in _docstrings(tree) if FOREIGN_DOCSTRING_FIELDS.search(doc)
+        ]
+    assert not undocumented, f"modules without a docstring saying what they are for: {undocumented}"
+    assert not foreign, (
+        f"docstrings with Google/Sphinx fields (use a numpy-style Parameters section): {foreign}"
+    )
