@@ -61,3 +61,18 @@ def test_defaults_in_the_help_are_the_real_ones() -> None:
     parser = build_parser()
     args = parser.parse_args(["run", "--env", "multimnist-hps", "--method", "ew"])
     assert args.results_dir is None  # resolved by the command: $MTLBENCH_RESULTS, else mtlbench-results
+
+
+def test_python_dash_m_mtlbench_is_the_command() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "mtlbench", "methods"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "rlw" in out.stdout and "cagrad" in out.stdout
