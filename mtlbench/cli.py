@@ -616,7 +616,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from mtlbench.harness.checker import check_submission
+    from mtlbench.harness.submission_check import check_submission
 
     report = check_submission(args.submission)
     print(report)
@@ -628,9 +628,9 @@ def _pages_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from mtlbench.harness.checker import check_submission
     from mtlbench.harness.results import check_writable
     from mtlbench.harness.submission import SubmissionError, load_submission
+    from mtlbench.harness.submission_check import check_submission
     from mtlbench.leaderboard import build_leaderboard
 
     _defaults(args)

@@ -33,8 +33,6 @@ LONG_MODULES: dict[str, str] = {
     "mtlbench.data.qm9": "one module per dataset: qm9pack's CSV parsing, units, split, cache, verify",
     "mtlbench.data.xtreme": "one module per dataset: PAWS-X and UD-POS readers, tokenisation, prepare",
     "mtlbench.data.office": "one module per dataset: Office-31 and Office-Home layouts and split lists",
-    "mtlbench.harness.checker": "one small helper per check (as Gymnasium's env_checker) plus the drivers; "
-    "the static check is its own module",
     "mtlbench.harness.isolation": "the parent side of the policy-process protocol: buffers, replies, limits",
     "mtlbench.harness.submission": "the submission.yaml schema, one validator per field with its message",
     "mtlbench.leaderboard.build": "grouping, delta_p, litmus verdicts, ranks and the IQM of the board",

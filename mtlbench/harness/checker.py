@@ -3,8 +3,8 @@
 In the spirit of Gymnasium's ``utils/env_checker.check_env``: a run-once function made of
 one small helper per check, each raising :class:`PolicyCheckError` that names the policy
 and the check. :func:`check_policy` runs them all and returns a :class:`CheckReport`;
-:func:`check_submission` first validates the submission's YAML. ``mtlbench check
-submissions/<name>`` prints the report that :func:`main_check` returns.
+:mod:`mtlbench.harness.submission_check` checks a submission folder (its YAML, its code read
+statically, then these checks) for ``mtlbench check submissions/<name>``.
 
 The checks (docs/design.md, "Policy" and "Reliability principles"):
 
@@ -23,41 +23,34 @@ The checks (docs/design.md, "Policy" and "Reliability principles"):
                    NumPy and ``random`` RNG states untouched
 ``state_dict``     (warning only) restoring ``state_dict()`` into a fresh instance continues
                    with the same actions, which a resumed run relies on
-``static``         (submissions) the folder's Python files, read with :mod:`ast`, use none of
-                   :data:`~mtlbench.harness.submission.CAPABILITIES` (gc, inspect, frames,
-                   ctypes, subprocesses, network, file writes, eval/exec) unless
-                   ``declared_capabilities`` in submission.yaml explains each; ``file:line``
-                   per use
 
-:func:`check_submission` runs the policy checks of submitted code in a policy process
-(:mod:`mtlbench.harness.isolation`), so checking a submission never runs it in this one.
-
-Synthetic observations come from a private ``torch.Generator``: positive losses, a random
-Jacobian ``J`` (T, D), its Gramian ``J J^T``, validation losses and Jacobian likewise, and
-``next_losses`` in ``update(info)`` when declared.
+The synthetic observations are :mod:`mtlbench.harness.check_inputs`.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
 import random
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
-from mtlbench.harness.static_check import static_findings
+from mtlbench.harness.check_inputs import (
+    Setup,
+    UndeclaredRead,
+    describe_exc,
+    reset_policy,
+    run_policy,
+    same_action,
+    strict_observation,
+    synthetic_setup,
+    update_info,
+)
 from mtlbench.protocol import (
-    ALWAYS_OBSERVED,
     KNOWN_NEEDS,
-    OBSERVATION_NEEDS,
-    GradientDirection,
-    GradientWeights,
     action_problem,
 )
 
@@ -69,8 +62,6 @@ __all__ = [
     "CheckResult",
     "PolicyCheckError",
     "check_policy",
-    "check_submission",
-    "main_check",
 ]
 
 PolicyFactory = Callable[[], "Policy"]
@@ -128,164 +119,12 @@ class CheckReport:
     __str__ = render
 
 
-# ------------------------------------------------------------------ synthetic inputs
-@dataclass(frozen=True)
-class _Setup:
-    task_names: tuple[str, ...]
-    dim: int
-    seed: int
-    steps_per_epoch: int
-    observations: tuple[dict[str, torch.Tensor], ...]
-    next_losses: tuple[torch.Tensor, ...]
-
-    @property
-    def num_tasks(self) -> int:
-        return len(self.task_names)
-
-    def context(self, policy: Policy) -> dict[str, Any]:
-        ctx: dict[str, Any] = {
-            "lr": 1e-3,
-            "steps_per_epoch": self.steps_per_epoch,
-            "num_epochs": math.ceil(len(self.observations) / self.steps_per_epoch),
-            "representation_dim": self.dim if getattr(policy, "wrt", None) == "representation" else None,
-        }
-        return ctx
-
-
-def _synthetic(num_tasks: int, dim: int, steps: int, seed: int) -> _Setup:
-    g = torch.Generator().manual_seed(10_007 + seed)  # private: the global RNG is never touched
-    steps_per_epoch = max(1, steps // 4)
-    scale = torch.rand(num_tasks, generator=g) * 2 + 0.5
-    observations, next_losses = [], []
-    for step in range(steps):
-        decay = math.exp(-0.05 * step)
-        losses = scale * decay * (1 + 0.2 * torch.rand(num_tasks, generator=g))
-        jac = torch.randn(num_tasks, dim, generator=g)
-        val_jac = torch.randn(num_tasks, dim, generator=g)
-        observations.append(
-            {
-                "losses": losses,
-                "jacobian": jac,
-                "gramian": jac @ jac.T,
-                "val_losses": scale * decay * (1 + 0.2 * torch.rand(num_tasks, generator=g)),
-                "val_jacobian": val_jac,
-                "step": torch.tensor(step, dtype=torch.int64),
-                "epoch": torch.tensor(step // steps_per_epoch, dtype=torch.int64),
-            }
-        )
-        next_losses.append(losses * (0.95 + 0.04 * torch.rand(num_tasks, generator=g)))
-    return _Setup(
-        task_names=tuple(f"task{t}" for t in range(num_tasks)),
-        dim=dim,
-        seed=seed,
-        steps_per_epoch=steps_per_epoch,
-        observations=tuple(observations),
-        next_losses=tuple(next_losses),
-    )
-
-
-class _StrictObservation(dict[str, torch.Tensor]):
-    """A plain dict that records reads (``obs[key]``) of keys the policy did not declare.
-
-    ``key in obs`` and ``obs.get(key)`` stay silent: testing for an optional key is fine,
-    relying on one the env will not send is not.
-    """
-
-    def __init__(self, data: Mapping[str, torch.Tensor]) -> None:
-        super().__init__(data)
-        self.undeclared: list[str] = []
-
-    def __missing__(self, key: str) -> Any:
-        self.undeclared.append(key)
-        raise KeyError(key)
-
-
-class _UndeclaredRead(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _visible_keys(policy: Policy) -> frozenset[str]:
-    return (frozenset(getattr(policy, "needs", ())) & OBSERVATION_NEEDS) | ALWAYS_OBSERVED
-
-
-def _observation(setup: _Setup, step: int, policy: Policy) -> _StrictObservation:
-    keys = _visible_keys(policy)
-    return _StrictObservation({k: v.clone() for k, v in setup.observations[step].items() if k in keys})
-
-
-def _info(setup: _Setup, step: int, policy: Policy) -> dict[str, Any]:
-    info: dict[str, Any] = {"step": step + 1, "epoch": (step + 1) // setup.steps_per_epoch}
-    if "next_losses" in getattr(policy, "needs", ()):
-        info["next_losses"] = setup.next_losses[step].clone()
-    return info
-
-
-def _snapshot(action: Any) -> Any:
-    """A detached copy of an action, so later in-place changes by the policy do not alter it."""
-    if isinstance(action, torch.Tensor):
-        return action.detach().clone()
-    if isinstance(action, GradientWeights | GradientDirection):
-        fields = {
-            name: (value.detach().clone() if isinstance(value, torch.Tensor) else value)
-            for name, value in vars(action).items()
-        }
-        return type(action)(**fields)
-    return action
-
-
-def _reset(policy: Policy, setup: _Setup) -> None:
-    policy.reset(setup.task_names, setup.seed, device="cpu", **setup.context(policy))
-
-
-def _run(policy: Policy, setup: _Setup, steps: range | None = None, *, reset: bool = True) -> list[Any]:
-    """Reset (optionally), then act/update over ``steps``; undeclared reads raise _UndeclaredRead."""
-    if reset:
-        _reset(policy, setup)
-    actions = []
-    for step in steps if steps is not None else range(len(setup.observations)):
-        obs = _observation(setup, step, policy)
-        try:
-            action = policy.act(obs)
-        except KeyError:
-            if obs.undeclared:
-                raise _UndeclaredRead(obs.undeclared[0]) from None
-            raise
-        if obs.undeclared:  # the policy caught the KeyError itself: still a read of an undeclared key
-            raise _UndeclaredRead(obs.undeclared[0])
-        actions.append(_snapshot(action))
-        policy.update(_info(setup, step, policy))
-    return actions
-
-
-def _same(a: Any, b: Any) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, torch.Tensor):
-        return (
-            a.shape == b.shape
-            and a.dtype == b.dtype
-            and bool(torch.allclose(a, b, rtol=0.0, atol=0.0, equal_nan=True))  # exact, NaN == NaN
-        )
-    if isinstance(a, GradientWeights | GradientDirection):
-        return all(
-            (x is None and y is None) or (x is not None and y is not None and _same(x, y))
-            for x, y in zip(vars(a).values(), vars(b).values())
-        )
-    return bool(a == b)
-
-
-def _describe_exc(err: BaseException) -> str:
-    return f"{type(err).__name__}: {err}"
-
-
 # ------------------------------------------------------------------------ the checks
 def check_construct(factory: PolicyFactory, name: str) -> Policy:
     try:
         policy = factory()
     except Exception as err:
-        raise PolicyCheckError(name, "construct", f"building the policy raised {_describe_exc(err)}") from err
+        raise PolicyCheckError(name, "construct", f"building the policy raised {describe_exc(err)}") from err
     for attr in ("act", "reset", "update"):
         if not callable(getattr(policy, attr, None)):
             raise PolicyCheckError(name, "construct", f"the policy has no method {attr}()")
@@ -321,7 +160,7 @@ def check_hparams(policy: Policy, name: str) -> None:
     try:
         hparams = hparams_fn()
     except Exception as err:
-        raise PolicyCheckError(name, "hparams", f"hparams() raised {_describe_exc(err)}") from err
+        raise PolicyCheckError(name, "hparams", f"hparams() raised {describe_exc(err)}") from err
     if not isinstance(hparams, dict):
         raise PolicyCheckError(name, "hparams", f"hparams() must return a dict, got {type(hparams).__name__}")
     try:
@@ -332,11 +171,11 @@ def check_hparams(policy: Policy, name: str) -> None:
         ) from None
 
 
-def check_needs(factory: PolicyFactory, name: str, setup: _Setup) -> None:
+def check_needs(factory: PolicyFactory, name: str, setup: Setup) -> None:
     policy = factory()
     try:
-        _run(policy, setup)
-    except _UndeclaredRead as err:
+        run_policy(policy, setup)
+    except UndeclaredRead as err:
         raise PolicyCheckError(
             name,
             "needs",
@@ -344,21 +183,21 @@ def check_needs(factory: PolicyFactory, name: str, setup: _Setup) -> None:
             f"(needs: {sorted(getattr(policy, 'needs', ()))}); add {err.key!r} to needs",
         ) from None
     except Exception as err:
-        raise PolicyCheckError(name, "needs", f"running the policy raised {_describe_exc(err)}") from err
+        raise PolicyCheckError(name, "needs", f"running the policy raised {describe_exc(err)}") from err
 
 
-def check_actions(factory: PolicyFactory, name: str, setup: _Setup) -> None:
+def check_actions(factory: PolicyFactory, name: str, setup: Setup) -> None:
     policy = factory()
     level = getattr(policy, "level", "loss")
-    _reset(policy, setup)
+    reset_policy(policy, setup)
     for step in range(len(setup.observations)):
-        obs = _observation(setup, step, policy)
+        obs = strict_observation(setup, step, policy)
         before = {k: v.clone() for k, v in obs.items()}
         try:
             action = policy.act(obs)
         except Exception as err:
             raise PolicyCheckError(
-                name, "actions", f"act() raised at step {step}: {_describe_exc(err)}"
+                name, "actions", f"act() raised at step {step}: {describe_exc(err)}"
             ) from err
         problem = action_problem(action, level, setup.num_tasks, setup.dim)
         if problem is not None:
@@ -369,17 +208,17 @@ def check_actions(factory: PolicyFactory, name: str, setup: _Setup) -> None:
                 name, "actions", f"step {step}: act() modified observation {changed} in place; clone first"
             )
         try:
-            policy.update(_info(setup, step, policy))
+            policy.update(update_info(setup, step, policy))
         except Exception as err:
             raise PolicyCheckError(
-                name, "actions", f"update() raised at step {step}: {_describe_exc(err)}"
+                name, "actions", f"update() raised at step {step}: {describe_exc(err)}"
             ) from err
 
 
-def check_determinism(factory: PolicyFactory, name: str, setup: _Setup) -> None:
-    first, second = _run(factory(), setup), _run(factory(), setup)
+def check_determinism(factory: PolicyFactory, name: str, setup: Setup) -> None:
+    first, second = run_policy(factory(), setup), run_policy(factory(), setup)
     for step, (a, b) in enumerate(zip(first, second)):
-        if not _same(a, b):
+        if not same_action(a, b):
             raise PolicyCheckError(
                 name,
                 "determinism",
@@ -415,11 +254,11 @@ def _changed_rngs(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return changed
 
 
-def check_global_rng(factory: PolicyFactory, name: str, setup: _Setup) -> None:
+def check_global_rng(factory: PolicyFactory, name: str, setup: Setup) -> None:
     phases: list[tuple[str, Callable[[Any], Any]]] = [
         ("__init__", lambda _: factory()),
-        ("reset()", lambda p: _reset(p, setup)),
-        ("act()/update()", lambda p: _run(p, setup, reset=False)),
+        ("reset()", lambda p: reset_policy(p, setup)),
+        ("act()/update()", lambda p: run_policy(p, setup, reset=False)),
     ]
     policy: Any = None
     for phase, fn in phases:
@@ -437,50 +276,25 @@ def check_global_rng(factory: PolicyFactory, name: str, setup: _Setup) -> None:
             )
 
 
-def check_state_dict(factory: PolicyFactory, name: str, setup: _Setup) -> None:
+def check_state_dict(factory: PolicyFactory, name: str, setup: Setup) -> None:
     half = len(setup.observations) // 2
     steps_rest = range(half, len(setup.observations))
     policy = factory()
-    _run(policy, setup, range(half))
+    run_policy(policy, setup, range(half))
     state = policy.state_dict()
-    expected = _run(policy, setup, steps_rest, reset=False)
+    expected = run_policy(policy, setup, steps_rest, reset=False)
     restored = factory()
-    _reset(restored, setup)
+    reset_policy(restored, setup)
     restored.load_state_dict(state)
-    got = _run(restored, setup, steps_rest, reset=False)
+    got = run_policy(restored, setup, steps_rest, reset=False)
     for step, (a, b) in zip(steps_rest, zip(expected, got)):
-        if not _same(a, b):
+        if not same_action(a, b):
             raise PolicyCheckError(
                 name,
                 "state_dict",
                 f"after load_state_dict() the actions differ at step {step}; a resumed run would not "
                 "continue the same way (include all state in state_dict())",
             )
-
-
-# --------------------------------------------------------------------- static check
-
-
-def check_static(folder: str | os.PathLike[str], declared: Collection[str]) -> CheckResult:
-    """The ``static`` check: every flagged use must be declared with a reason in submission.yaml."""
-    findings = static_findings(folder)
-    undeclared = [f for f in findings if f.capability not in declared]
-    if undeclared:
-        kinds = sorted({f.capability for f in undeclared})
-        example = ", ".join(f'{k}: "why the method needs it"' for k in kinds)
-        lines = [str(f) for f in undeclared]
-        return CheckResult(
-            "static",
-            "failed",
-            "a weighting method has no business doing this:\n      "
-            + "\n      ".join(lines)
-            + "\n    remove it, or declare and explain each use in submission.yaml "
-            + f"(declared_capabilities: {{{example}}}); declared uses are reviewed before publication",
-        )
-    if findings:
-        uses = ", ".join(sorted({f"{f.capability} ({f.file}:{f.line})" for f in findings}))
-        return CheckResult("static", "warning", f"declared uses, reviewed before publication: {uses}")
-    return CheckResult("static", "passed")
 
 
 # ------------------------------------------------------------------------- drivers
@@ -513,10 +327,8 @@ def check_policy(
             return False
         except Exception as err:  # a crash inside a check is the policy's failure, reported as such
             if raise_on_failure and not warn_only:
-                raise PolicyCheckError(label, check, _describe_exc(err)) from err
-            report.results.append(
-                CheckResult(check, "warning" if warn_only else "failed", _describe_exc(err))
-            )
+                raise PolicyCheckError(label, check, describe_exc(err)) from err
+            report.results.append(CheckResult(check, "warning" if warn_only else "failed", describe_exc(err)))
             return False
         report.results.append(CheckResult(check, "passed"))
         return True
@@ -529,7 +341,7 @@ def check_policy(
     if not run("declaration", lambda: check_declaration(policy, label)):
         return report
     run("hparams", lambda: check_hparams(policy, label))
-    setup = _synthetic(num_tasks, dim, steps, seed)
+    setup = synthetic_setup(num_tasks, dim, steps, seed)
     later = ("actions", "determinism", "global_rng")
     if run("needs", lambda: check_needs(policy_factory, label, setup)):
         run("actions", lambda: check_actions(policy_factory, label, setup))
@@ -542,101 +354,3 @@ def check_policy(
                 CheckResult(check, "skipped", "the policy cannot run on its declared needs")
             )
     return report
-
-
-def check_submission(
-    path: str | os.PathLike[str],
-    *,
-    known_envs: Callable[[str], bool] | None = None,
-    isolation: str | None = None,
-    **check_kwargs: Any,
-) -> CheckReport:
-    """Validate ``<path>/submission.yaml``, read its code (``static``), then run :func:`check_policy`.
-
-    ``known_envs(env_id) -> bool`` checks the env ids the submission lists; by default the
-    mtlbench registry is asked, and the check is skipped when the registry cannot be loaded.
-    ``isolation``: ``"process"`` runs the policy checks in a policy process
-    (:func:`mtlbench.harness.isolation.call_isolated`), ``"none"`` in this one; by default
-    submitted code is isolated and built-in methods are not.
-    """
-    from mtlbench.harness.submission import SubmissionError, load_submission
-
-    report = CheckReport(policy=str(path), source=str(path))
-    try:
-        submission = load_submission(path)
-    except SubmissionError as err:
-        report.results.append(CheckResult("submission.yaml", "failed", "\n    ".join(err.problems)))
-        return report
-    report.policy = f"{submission.name}@{submission.version}"
-    report.results.append(CheckResult("submission.yaml", "passed"))
-    report.results.append(_check_envs(submission.envs, known_envs))
-    if not submission.is_builtin:
-        report.results.append(check_static(submission.folder, submission.declared_capabilities))
-    if (isolation or ("none" if submission.is_builtin else "process")) == "process":
-        report.results.extend(_policy_checks_isolated(submission.folder, report.policy, check_kwargs))
-        return report
-
-    def factory() -> Policy:
-        return submission.make_policy()
-
-    policy_report = check_policy(factory, name=report.policy, **check_kwargs)
-    report.results.extend(policy_report.results)
-    return report
-
-
-def _policy_checks(folder: str, label: str, check_kwargs: dict[str, Any]) -> list[list[str]]:
-    """In the policy process: load the submission and run :func:`check_policy`; JSON-able rows."""
-    from mtlbench.harness.submission import load_submission
-
-    submission = load_submission(folder)
-    policy_report = check_policy(submission.make_policy, name=label, **check_kwargs)
-    return [[r.check, r.status, r.message] for r in policy_report.results]
-
-
-def _policy_checks_isolated(folder: Path, label: str, check_kwargs: dict[str, Any]) -> list[CheckResult]:
-    from mtlbench.harness.isolation import PolicyProcessFailure, call_isolated
-
-    try:
-        rows = call_isolated(_policy_checks, str(folder.resolve()), label, check_kwargs, label=label)
-    except PolicyProcessFailure as err:
-        return [CheckResult("construct", "failed", f"the policy checks ended in a {err.status}: {err}")]
-    statuses = ("passed", "failed", "warning", "skipped")
-    if not isinstance(rows, list) or not all(
-        isinstance(r, list) and len(r) == 3 and r[1] in statuses and all(isinstance(x, str) for x in r)
-        for r in rows
-    ):
-        return [CheckResult("construct", "failed", "the policy process sent a malformed report")]
-    return [CheckResult(check, status, message) for check, status, message in rows]
-
-
-def _check_envs(envs: list[str] | str, known_envs: Callable[[str], bool] | None) -> CheckResult:
-    if envs == "all":
-        return CheckResult("envs", "passed", "all registered envs")
-    if known_envs is None:
-        try:
-            from mtlbench.registration import Error, spec
-        except Exception as err:  # the registry may be broken in a partial checkout
-            return CheckResult(
-                "envs", "skipped", f"the env registry could not be loaded: {_describe_exc(err)}"
-            )
-
-        def known_envs(env_id: str) -> bool:
-            try:
-                spec(env_id)
-            except Error:
-                return False
-            return True
-
-    try:
-        unknown = [e for e in envs if not known_envs(e)]
-    except Exception as err:
-        return CheckResult("envs", "skipped", f"the env registry could not be loaded: {_describe_exc(err)}")
-    if unknown:
-        return CheckResult("envs", "failed", f"unknown env ids {unknown}; see mtlbench.pprint_registry()")
-    return CheckResult("envs", "passed")
-
-
-def main_check(path: str | os.PathLike[str], **kwargs: Any) -> tuple[int, str]:
-    """For ``mtlbench check <path>``: ``(exit code, report text)``; 0 when every check passed."""
-    report = check_submission(path, **kwargs)
-    return (0 if report.ok else 1), report.render()

@@ -5,7 +5,7 @@ reports, with ``file:line``, uses of ``gc``, ``inspect``, frame access (``sys._g
 ``__globals__``, ``f_back``, ...), ``ctypes``, subprocesses, sockets and other network
 modules, file writes and dynamic code (``eval``/``exec``). A use is allowed only when
 ``submission.yaml`` declares and explains it (``declared_capabilities``); the check itself
-(:func:`mtlbench.harness.checker.check_static`) turns findings into a pass, a warning or a
+(:func:`mtlbench.harness.submission_check.check_static`) turns findings into a pass, a warning or a
 failure. It is a screen for reviewers, not a sandbox: the isolation of
 :mod:`mtlbench.harness.isolation` is what keeps a policy away from the model.
 """

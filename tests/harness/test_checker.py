@@ -13,13 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from mtlbench.harness.checker import (
-    PolicyCheckError,
-    check_policy,
-    check_submission,
-    main_check,
-    static_findings,
-)
+from mtlbench.harness.checker import PolicyCheckError, check_policy
+from mtlbench.harness.static_check import static_findings
+from mtlbench.harness.submission_check import check_submission, main_check
 from mtlbench.policies.base import GradientDirection, GradientWeights, Observation, Policy
 
 

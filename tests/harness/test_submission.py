@@ -227,7 +227,7 @@ def test_builtin_levels_match_their_classes(folder: Path) -> None:
 
 
 def test_the_third_party_example_imports_constructs_and_passes_the_checker() -> None:
-    from mtlbench.harness.checker import check_submission
+    from mtlbench.harness.submission_check import check_submission
 
     folder = SUBMISSIONS / "example-loss-softmax"
     sub = load_submission(folder)
