@@ -45,41 +45,27 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 from gymnasium.envs.registration import EnvSpec
 from torch import nn
 
+from mtlbench.actions import ActionApplier, InvalidAction, StepGraph, rep_tensors
 from mtlbench.autodiff import gramian as gramian_of
 from mtlbench.autodiff import jacobian as jacobian_of
 from mtlbench.data import load_dataset
 from mtlbench.data.base import Batch, TensorMTLDataset
-from mtlbench.evaluation import EVALUATOR_VERSION, Evaluator, build_metric, delta_p
+from mtlbench.env_spaces import direction_dim, jacobian_width, meta_representation, observation_space
+from mtlbench.evaluation import EVALUATOR_VERSION, Evaluator, build_metric
 from mtlbench.losses import get_loss
 from mtlbench.models import MTLModel, build_model
 from mtlbench.models.base import Representation
-from mtlbench.protocol import (
-    KNOWN_NEEDS,
-    ActionError,
-    ActionPart,
-    GradientDirection,
-    GradientWeights,
-    action_parts,
-    values_bad,
-    values_problem,
-)
+from mtlbench.optim import make_optimizer, make_scheduler
+from mtlbench.protocol import KNOWN_NEEDS
 from mtlbench.registration import BenchmarkSpec
+from mtlbench.selection import selection_score
 from mtlbench.spaces import MissingObservation, ObservationDict, WeightingSpace
 
 __all__ = ["Diverged", "InvalidAction", "MTLEnv", "MissingObservation", "ObservationDict", "WeightingSpace"]
-
-
-class InvalidAction(ValueError):
-    """The action has the wrong shape, is not finite, or is negative where it must not be."""
-
-    def __init__(self, message: str, step: int) -> None:
-        super().__init__(f"invalid action at step {step}: {message}")
-        self.step = step
 
 
 class Diverged(RuntimeError):
@@ -160,37 +146,16 @@ class MTLEnv(gym.Env):
         self.steps_per_epoch = min(n_batches, spec.budget.steps_per_epoch or n_batches)
         self.total_steps = self.steps_per_epoch * spec.budget.epochs
 
-        self.observation_space = self._make_observation_space()
-        self.action_space = WeightingSpace(self.num_tasks, self._direction_dim())
+        self.observation_space = observation_space(
+            self.num_tasks,
+            self.observe,
+            lambda: jacobian_width(wrt, self.splits.train, self._build_model, spec.optimizer.batch_size),
+        )
+        self.action_space = WeightingSpace(self.num_tasks, direction_dim(self.observation_space))
         self.model: MTLModel | None = None
         self._adapters: nn.ModuleList | None = None
 
     # ------------------------------------------------------------------ spaces
-    def _make_observation_space(self) -> gym.spaces.Dict:
-        t = self.num_tasks
-        spaces: dict[str, gym.spaces.Space] = {
-            "losses": gym.spaces.Box(-np.inf, np.inf, shape=(t,), dtype=np.float32),
-            "step": gym.spaces.Box(0, np.iinfo(np.int64).max, shape=(), dtype=np.int64),
-            "epoch": gym.spaces.Box(0, np.iinfo(np.int64).max, shape=(), dtype=np.int64),
-        }
-        if "val_losses" in self.observe:
-            spaces["val_losses"] = gym.spaces.Box(-np.inf, np.inf, shape=(t,), dtype=np.float32)
-        if "gramian" in self.observe:
-            spaces["gramian"] = gym.spaces.Box(-np.inf, np.inf, shape=(t, t), dtype=np.float32)
-        if self.observe & {"jacobian", "val_jacobian"}:
-            d = self._jacobian_width()
-            for key in ("jacobian", "val_jacobian"):
-                if key in self.observe:
-                    spaces[key] = gym.spaces.Box(-np.inf, np.inf, shape=(t, d), dtype=np.float32)
-        return gym.spaces.Dict(spaces)
-
-    def _direction_dim(self) -> int | None:
-        """Length of a :class:`GradientDirection`: the Jacobian's width, when the env observes it."""
-        for key in ("jacobian", "val_jacobian"):
-            if key in self.observation_space.spaces:
-                return int(self.observation_space[key].shape[1])  # type: ignore[index]
-        return None
-
     @property
     def spec(self) -> EnvSpec | None:
         """Gymnasium's ``EnvSpec`` of this env (``make`` sets it); the protocol is :attr:`bench_spec`.
@@ -207,31 +172,10 @@ class MTLEnv(gym.Env):
             value = dataclasses.replace(value, max_episode_steps=self.total_steps)
         self._gym_spec = value
 
-    def _meta_representation(self) -> list[torch.Tensor]:
-        """The representation of a one-example batch, computed on the meta device (no memory)."""
-        x, _ = next(
-            self.splits.train.batches(
-                1, shuffle=False, generator=None, drop_last=False, device=torch.device("cpu")
-            )
-        )
-        x = _to_meta(x)
-        with torch.device("meta"):
-            model = self._build_model()
-        rep = model.encode(x)
-        return list(rep.values()) if isinstance(rep, Mapping) else [rep]
-
-    def _jacobian_width(self) -> int:
-        """Columns of the Jacobian: shared parameters, or representation entries of a full batch."""
-        if self.wrt == "parameters":
-            with torch.device("meta"):
-                return sum(p.numel() for p in self._build_model().shared_parameters())
-        per_example = sum(r[0].numel() for r in self._meta_representation())
-        return per_example * self.bench_spec.optimizer.batch_size
-
     def representation_dim(self) -> int:
         """Size of the representation's feature axis: the channels (axis 1) of a ``(B, C, H, W)``
         map, else the last axis (``(B, F)`` vectors, ``(B, L, F)`` token sequences)."""
-        rep = self._meta_representation()[0]
+        rep = meta_representation(self.splits.train, self._build_model)[0]
         return int(rep.shape[1] if rep.dim() == 4 else rep.shape[-1])
 
     def _build_model(self) -> MTLModel:
@@ -263,8 +207,8 @@ class MTLEnv(gym.Env):
         self._shared = self.model.shared_parameters()
         self._task_params = self.model.task_parameters()
         opt = self.bench_spec.optimizer
-        self.optimizer = _make_optimizer(opt.name, self.model.parameters(), opt.lr, opt.weight_decay)
-        self.scheduler = _make_scheduler(opt.scheduler, self.optimizer, dict(opt.scheduler_kwargs))
+        self.optimizer = make_optimizer(opt.name, self.model.parameters(), opt.lr, opt.weight_decay)
+        self.scheduler = make_scheduler(opt.scheduler, self.optimizer, dict(opt.scheduler_kwargs))
 
         self._data_gen = torch.Generator().manual_seed(self.seed)
         self._val_gen = torch.Generator().manual_seed(self.seed + 1_000_003)
@@ -274,7 +218,15 @@ class MTLEnv(gym.Env):
         self.global_step = 0
         # the step counter mirrored on the device, so flagging a bad step never copies from the host
         self._step_on_device = torch.zeros((), dtype=torch.long, device=self.device)
-        self._bad_action = torch.full((), -1, dtype=torch.long, device=self.device)
+        self._actions = ActionApplier(
+            num_tasks=self.num_tasks,
+            level=self.level,
+            wrt=self.wrt,
+            device=self.device,
+            check_every=self.check_every,
+            shared=self._shared,
+            task_params=self._task_params,
+        )
         self._bad_loss = torch.full((), -1, dtype=torch.long, device=self.device)
         self._last_score = 0.0
         self._selection_baseline: dict[str, dict[str, float]] | None = (
@@ -327,7 +279,7 @@ class MTLEnv(gym.Env):
 
     def _jacobian_inputs(self, rep_in: Any) -> list[torch.Tensor]:
         if self.wrt == "representation":
-            return list(rep_in.values()) if isinstance(rep_in, Mapping) else [rep_in]
+            return rep_tensors(rep_in)
         return list(self._shared)
 
     def _forward(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -415,7 +367,7 @@ class MTLEnv(gym.Env):
         self._step_on_device += 1
         self.step_in_epoch += 1
         if sync:
-            self._raise_if_bad()
+            self._actions.raise_if_bad()
 
         reward = 0.0
         end_of_epoch = self.step_in_epoch >= self.steps_per_epoch
@@ -470,95 +422,10 @@ class MTLEnv(gym.Env):
         self._jac = None
 
     # ------------------------------------------------------------------ actions
-    def _validate(self, action: Any) -> list[ActionPart]:
-        """The protocol's one validator: structure on the host now, values on the device.
-
-        A structural problem (type, shape, dtype) raises at once; non-finite or negative
-        entries raise at once on CPU and at the next sync point on CUDA (no host sync per step).
-        """
-        width = None if self._jac is None else self._jac.shape[1]
-        try:
-            parts = action_parts(action, self.num_tasks, width, level=self.level)
-        except ActionError as err:
-            raise InvalidAction(str(err), self.global_step) from None
-        # float32 on the env's device, as the update uses them (a float64 1e300 is inf here)
-        parts = [ActionPart(p.what, self._as_tensor(p.tensor), p.non_negative) for p in parts]
-        if self.check_every == 1:
-            problem = values_problem(parts)
-            if problem is not None:
-                raise InvalidAction(problem, self.global_step)
-        else:
-            newly = (self._bad_action < 0) & values_bad(parts)
-            self._bad_action = torch.where(newly, self._step_on_device, self._bad_action)
-        return parts
-
-    def _raise_if_bad(self) -> None:
-        step = int(self._bad_action)
-        if step >= 0:
-            raise InvalidAction(
-                "the action was not finite, or negative where it must be non-negative",
-                step,
-            )
-
-    def _as_tensor(self, value: torch.Tensor) -> torch.Tensor:
-        return value.to(device=self.device, dtype=torch.float32)
-
     def _apply(self, action: Any) -> None:
-        """Back-propagate according to the action type; leaves gradients in ``.grad``."""
-        parts = [p.tensor for p in self._validate(action)]
-        losses = self._train_losses
-        if isinstance(action, GradientWeights | GradientDirection):
-            head_w = parts[1] if len(parts) > 1 else None
-            if isinstance(action, GradientWeights):
-                a = parts[0]
-                shared_grad = None if self._jac is None else a @ self._jac
-                shared_loss = (a * losses).sum() if self._jac is None else None
-            else:
-                shared_grad, shared_loss = parts[0], None
-            head_loss = losses.sum() if head_w is None else (head_w * losses).sum()
-            self._backward_gradient_level(head_loss, shared_grad, shared_loss)
-        else:
-            total = (parts[0] * losses).sum()
-            if self.wrt == "representation":
-                total.backward(retain_graph=True)
-                self._backprop_representation(_rep_grad(self._rep_in))
-            else:
-                total.backward()
-
-    def _backward_gradient_level(
-        self,
-        head_loss: torch.Tensor,
-        shared_grad: torch.Tensor | None,
-        shared_loss: torch.Tensor | None,
-    ) -> None:
-        head_inputs = [p for p in self._task_params if p.requires_grad]
-        if head_inputs:
-            torch.autograd.backward(head_loss, inputs=head_inputs, retain_graph=True)
-        if self.wrt == "representation":
-            reps = self._jacobian_inputs(self._rep_in)
-            if shared_grad is None:
-                assert shared_loss is not None
-                raw = torch.autograd.grad(shared_loss, reps, retain_graph=True, allow_unused=True)
-                grads = [torch.zeros_like(r) if g is None else g for g, r in zip(raw, reps, strict=True)]
-            else:
-                grads = _split_like(shared_grad, reps)
-            self._backprop_representation(grads)
-        elif shared_grad is None:
-            assert shared_loss is not None
-            torch.autograd.backward(shared_loss, inputs=self._shared)
-        else:
-            offset = 0
-            for p in self._shared:
-                n = p.numel()
-                p.grad = shared_grad[offset : offset + n].view_as(p).clone()
-                offset += n
-
-    def _backprop_representation(self, grads: Sequence[torch.Tensor] | None) -> None:
-        assert self._rep is not None  # called after a forward, before _release_graph()
-        reps = list(self._rep.values()) if isinstance(self._rep, Mapping) else [self._rep]
-        if grads is None:
-            return
-        torch.autograd.backward(reps, grad_tensors=list(grads), inputs=self._shared)
+        """Validate and back-propagate ``action`` (:mod:`mtlbench.actions`); gradients land in ``.grad``."""
+        graph = StepGraph(self._train_losses, self._jac, self._rep, self._rep_in)
+        self._actions.apply(action, graph, self.global_step, self._step_on_device)
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -586,32 +453,12 @@ class MTLEnv(gym.Env):
         """Validation delta_p against the selection baseline (STL reference, else the first evaluation).
 
         This is the score model selection maximises (LibMTL's convention when no
-        single-task reference exists); it is run-local, so it never needs another run.
-
-        The rule, per metric ``m`` with baseline value ``b`` and current value ``v``: the change
-        is ``s (v - b) / b`` (``s`` = +1 when higher is better, else -1), as in delta_p;
-        where ``b`` is 0 (a legal value, e.g. an accuracy of 0 at the first evaluation) it is
-        the absolute change ``s (v - b)``, i.e. ``b`` is replaced by 1 in the denominator
-        (percentage points for metrics in [0, 1]). The score is 100 x the mean over tasks of
-        each task's mean change. Without a zero baseline value it equals
-        :func:`~mtlbench.evaluation.delta_p` exactly.
+        single-task reference exists); it is run-local, so it never needs another run. The
+        rule is :func:`mtlbench.selection.selection_score`.
         """
         if self._selection_baseline is None:
             self._selection_baseline = {t: dict(m) for t, m in val_metrics.items()}
-        baseline = self._selection_baseline
-        hib = self.bench_spec.higher_is_better
-        if all(float(v) != 0 for task in hib for v in (baseline[task][m] for m in hib[task])):
-            return delta_p(val_metrics, baseline, hib)
-        # same order of summation as delta_p (sorted tasks, sorted metric names)
-        per_task = []
-        for task in sorted(hib):
-            changes = []
-            for name in sorted(hib[task]):
-                ref = float(baseline[task][name])
-                sign = 1.0 if hib[task][name] else -1.0
-                changes.append(sign * (float(val_metrics[task][name]) - ref) / (ref if ref != 0 else 1.0))
-            per_task.append(sum(changes) / len(changes))
-        return 100.0 * sum(per_task) / len(per_task)
+        return selection_score(val_metrics, self._selection_baseline, self.bench_spec.higher_is_better)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> dict[str, Any]:
@@ -669,45 +516,7 @@ class MTLEnv(gym.Env):
 
 
 # ---------------------------------------------------------------------- helpers
-def _to_meta(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return torch.empty(x.shape, dtype=x.dtype, device="meta")
-    if isinstance(x, Mapping):
-        return {k: _to_meta(v) for k, v in x.items()}
-    return x
-
-
 def _detach_rep(rep: Any) -> Any:
     if isinstance(rep, Mapping):
         return {k: v.detach().requires_grad_(True) for k, v in rep.items()}
     return rep.detach().requires_grad_(True)
-
-
-def _rep_grad(rep_in: Any) -> list[torch.Tensor]:
-    reps = list(rep_in.values()) if isinstance(rep_in, Mapping) else [rep_in]
-    return [torch.zeros_like(r) if r.grad is None else r.grad for r in reps]
-
-
-def _split_like(flat: torch.Tensor, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    out, offset = [], 0
-    for t in tensors:
-        n = t.numel()
-        out.append(flat[offset : offset + n].view_as(t))
-        offset += n
-    return out
-
-
-def _make_optimizer(name: str, params: Any, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, momentum=0.9)
-    raise ValueError(f"unknown optimizer {name!r}; expected 'adam' or 'sgd'")
-
-
-def _make_scheduler(name: str | None, optimizer: torch.optim.Optimizer, kwargs: dict[str, Any]) -> Any:
-    if name is None:
-        return None
-    if name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, **kwargs)
-    raise ValueError(f"unknown scheduler {name!r}; expected None or 'step'")

@@ -23,9 +23,10 @@ MAX_LINES = 400
 LONG_MODULES: dict[str, str] = {
     "mtlbench.cli": "argparse declarations: help text on every option and an examples section per "
     "command (issue 11); the command functions themselves are short",
-    "mtlbench.env": "MTLEnv: data order, forward, Jacobian, action application, evaluation, checkpoints "
-    "(the spaces are mtlbench.spaces); moving the action application into its own module (issue 13, "
-    "item 2) is still to do",
+    "mtlbench.env": "MTLEnv keeps the episode's state machine: reset, data order, forward pass and "
+    "Jacobian, observations, step, evaluation, checkpoint/restore; the action application "
+    "(mtlbench.actions), spaces (mtlbench.env_spaces, mtlbench.spaces), optimisers (mtlbench.optim) "
+    "and selection score (mtlbench.selection) are out",
     "mtlbench.registration": "BenchmarkSpec and its parts, the registry and the Gymnasium EnvSpec: the "
     "spec dataclasses are declarations",
     "mtlbench.data.mtan_layout": "the MTAN .npy layout NYUv2 and CityScapes share: lazy loading, "
