@@ -25,7 +25,7 @@ the one sync of this policy.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -96,9 +96,6 @@ class AlignedMTL(Policy):
         if scale_mode not in SCALE_MODES:
             raise ValueError(f"hyperparameter 'scale_mode' must be one of {SCALE_MODES}, got {scale_mode!r}")
         self.scale_mode = scale_mode
-
-    def hparams(self) -> dict[str, Any]:
-        return {"scale_mode": self.scale_mode}
 
     def act(self, observation: Observation) -> GradientWeights:
         return GradientWeights(aligned_mtl_weights(observation["gramian"], scale_mode=self.scale_mode))

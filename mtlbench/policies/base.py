@@ -38,9 +38,11 @@ training batch re-evaluated at the updated parameters (FAMO's second forward).
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -68,6 +70,7 @@ __all__ = [
     "Wrt",
     "as_gramian",
     "check_in_range",
+    "check_integer",
     "check_positive",
     "learned_state",
     "load_learned_state",
@@ -87,6 +90,19 @@ class Policy(ABC):
     :meth:`act`. State that must start afresh for every run is created in :meth:`reset`.
     Randomness comes only from ``self.generator`` (seeded in :meth:`reset`), never from the
     global torch RNG.
+
+    Hyperparameters are the arguments of ``__init__``, recorded once by this class (as
+    Gymnasium's ``RecordConstructorArgs`` records a wrapper's): every subclass's ``__init__``
+    is wrapped so that, when it returns, the arguments it was called with are bound to its
+    signature, defaults applied, in signature order (``**kwargs`` flattened), and
+    :meth:`hparams` returns them. The outermost ``__init__`` (the concrete class's) returns
+    last, so its arguments are the ones kept. Where ``__init__`` stored an argument under its
+    own name as a JSON scalar (``None``, ``bool``, ``int``, ``float``, ``str``), the stored,
+    validated value is recorded (``check_positive`` turns ``c=1`` into ``self.c = 1.0``; a
+    result file holds ``1.0``), so store each argument under its own name as validated, never
+    a derived value. A subclass that needs something else (derived values, nested policies)
+    overrides :meth:`hparams`; its override wins. ``make(name, **policy.hparams())`` rebuilds
+    the policy.
     """
 
     name: ClassVar[str] = "policy"
@@ -101,6 +117,12 @@ class Policy(ABC):
         self.task_names: tuple[str, ...] = ()
         self.generator: torch.Generator | None = None
         self.device: torch.device = torch.device("cpu")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # wrap the __init__ a subclass defines (or inherits unwrapped) to record its arguments
+        super().__init_subclass__(**kwargs)
+        if not getattr(cls.__init__, "_records_hparams", False):
+            cls.__init__ = _recording_arguments(cls.__init__)  # type: ignore[method-assign]
 
     # ----------------------------------------------------------------- lifecycle
     def reset(
@@ -157,12 +179,53 @@ class Policy(ABC):
             self.generator.set_state(state["generator"])
 
     def hparams(self) -> dict[str, Any]:
-        """Hyperparameters, as given to ``__init__`` (stored in every result file)."""
-        return {}
+        """Hyperparameters: the arguments given to ``__init__`` (see the class docstring).
+
+        Stored in every result file, so the dict must be JSON-serialisable.
+        """
+        return dict(self.__dict__.get(_RECORDED, {}))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hparams().items())
         return f"{type(self).__name__}({args})"
+
+
+# ----------------------------------------------------------- recorded constructor arguments
+#: the instance attribute holding the recorded ``__init__`` arguments
+_RECORDED = "_recorded_hparams"
+_JSON_SCALARS = (type(None), bool, int, float, str)
+
+
+def _recording_arguments(init: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a Policy subclass's ``__init__`` so that it records its arguments when it returns."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self: Policy, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        self.__dict__[_RECORDED] = _recorded_arguments(self, bound)
+
+    __init__._records_hparams = True  # type: ignore[attr-defined]
+    return __init__
+
+
+def _recorded_arguments(policy: Policy, bound: inspect.BoundArguments) -> dict[str, Any]:
+    """The bound arguments less ``self``; an argument stored as a JSON scalar under its name, as stored."""
+    given: dict[str, Any] = {}
+    for index, (key, value) in enumerate(bound.arguments.items()):
+        if index == 0:  # self
+            continue
+        if bound.signature.parameters[key].kind is inspect.Parameter.VAR_KEYWORD:
+            given.update(value)
+        else:
+            given[key] = value
+    recorded = {}
+    for key, value in given.items():
+        stored = policy.__dict__.get(key, value)
+        recorded[key] = stored if isinstance(stored, _JSON_SCALARS) else value
+    return recorded
 
 
 # --------------------------------------------------------------- learned-state helpers
@@ -203,6 +266,22 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"hyperparameter {name!r} must be {bound}, got {value!r}")
     return value
+
+
+def check_integer(name: str, value: int, minimum: int, *, integral_floats: bool = False) -> int:
+    """Validate an integer hyperparameter ``>= minimum``, naming it on failure.
+
+    By default ``value`` must be an ``int`` (not a ``bool``) and is returned as given; with
+    ``integral_floats`` any value equal to an integer (``4.0``) is accepted and returned as
+    ``int``.
+    """
+    if integral_floats:
+        ok = int(value) == value and value >= minimum
+    else:
+        ok = not isinstance(value, bool) and isinstance(value, int) and value >= minimum
+    if not ok:
+        raise ValueError(f"hyperparameter {name!r} must be an integer >= {minimum}, got {value!r}")
+    return int(value) if integral_floats else value
 
 
 def check_in_range(name: str, value: float, low: float, high: float) -> float:

@@ -24,7 +24,6 @@ on the scale of the mean, like LibMTL's.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import torch
@@ -227,9 +226,6 @@ class CAGrad(Policy):
         if isinstance(rescale, bool) or rescale not in RESCALES:
             raise ValueError(f"hyperparameter 'rescale' must be one of {RESCALES}, got {rescale!r}")
         self.rescale = int(rescale)
-
-    def hparams(self) -> dict[str, Any]:
-        return {"c": self.c, "rescale": self.rescale}
 
     def act(self, observation: Observation) -> GradientWeights:
         return GradientWeights(cagrad_weights(observation["gramian"], c=self.c, rescale=self.rescale))

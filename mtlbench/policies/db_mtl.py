@@ -87,9 +87,6 @@ class DBMTL(Policy):
         self.buffer: torch.Tensor | None = None
         self.step = 0
 
-    def hparams(self) -> dict[str, Any]:
-        return {"beta": self.beta, "beta_sigma": self.beta_sigma}
-
     def reset(
         self,
         task_names: Sequence[str],

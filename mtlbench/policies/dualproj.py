@@ -23,8 +23,6 @@ solves the QP with ``quadprog`` on the host; a zero Gramian gives the mean here,
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
@@ -83,9 +81,6 @@ class DualProj(Policy):
     def __init__(self, reg_eps: float = 1e-4) -> None:
         super().__init__()
         self.reg_eps = check_positive("reg_eps", reg_eps, allow_zero=True)
-
-    def hparams(self) -> dict[str, Any]:
-        return {"reg_eps": self.reg_eps}
 
     def act(self, observation: Observation) -> GradientWeights:
         return GradientWeights(dualproj_weights(observation["gramian"], reg_eps=self.reg_eps))

@@ -65,9 +65,6 @@ class DWA(Policy):
         # Average losses of completed epochs, {epoch: (T,) tensor}; only the last two kept.
         self._history: dict[int, torch.Tensor] = {}
 
-    def hparams(self) -> dict[str, Any]:
-        return {"temperature": self.temperature}
-
     def reset(
         self,
         task_names: Sequence[str],

@@ -25,8 +25,6 @@ the raw task gradients (no rescaling).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
@@ -35,6 +33,7 @@ from mtlbench.policies.base import (
     Observation,
     Policy,
     as_gramian,
+    check_integer,
     check_positive,
     raise_unless,
 )
@@ -135,13 +134,8 @@ class FairGrad(Policy):
     def __init__(self, alpha: float = 1.0, max_iter: int = 50, tol: float = 1e-6) -> None:
         super().__init__()
         self.alpha = check_positive("alpha", alpha)
-        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-            raise ValueError(f"hyperparameter 'max_iter' must be an integer >= 1, got {max_iter!r}")
-        self.max_iter = max_iter
+        self.max_iter = check_integer("max_iter", max_iter, 1)
         self.tol = check_positive("tol", tol)
-
-    def hparams(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "max_iter": self.max_iter, "tol": self.tol}
 
     def act(self, observation: Observation) -> GradientWeights:
         weights = fairgrad_weights(

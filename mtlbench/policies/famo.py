@@ -90,9 +90,6 @@ class FAMO(Policy):
         self.optimizer: torch.optim.Optimizer | None = None
         self._prev_losses: torch.Tensor | None = None
 
-    def hparams(self) -> dict[str, Any]:
-        return {"lr": self.lr, "weight_decay": self.weight_decay}
-
     def reset(
         self,
         task_names: Sequence[str],

@@ -28,8 +28,6 @@ of the task gradients); heads get their unweighted gradients.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from mtlbench.policies.base import (
@@ -76,9 +74,6 @@ class GradDrop(Policy):
     def __init__(self, leak: float = 0.0) -> None:
         super().__init__()
         self.leak = check_in_range("leak", leak, 0.0, 1.0)
-
-    def hparams(self) -> dict[str, Any]:
-        return {"leak": self.leak}
 
     def act(self, observation: Observation) -> GradientDirection:
         if self.generator is None:

@@ -94,9 +94,6 @@ class GradNorm(Policy):
         self.optimizer: torch.optim.Optimizer | None = None
         self.initial_losses: torch.Tensor | None = None
 
-    def hparams(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "lr": self.lr, "weight_heads": self.weight_heads}
-
     def reset(
         self,
         task_names: Sequence[str],

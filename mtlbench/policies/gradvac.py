@@ -96,9 +96,6 @@ class GradVac(Policy):
         self.eps = check_positive("eps", eps, allow_zero=True)
         self.targets: torch.Tensor | None = None
 
-    def hparams(self) -> dict[str, Any]:
-        return {"beta": self.beta, "eps": self.eps}
-
     def reset(
         self,
         task_names: Sequence[str],

@@ -33,8 +33,6 @@ IMTL-L; that is a separate loss-level policy (``"imtl-l"``). The weights may be 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
@@ -90,9 +88,6 @@ class IMTLG(Policy):
     level = "gradient"
     needs = frozenset({"losses", "gramian"})
     wrt = "parameters"
-
-    def hparams(self) -> dict[str, Any]:
-        return {}
 
     def act(self, observation: Observation) -> GradientWeights:
         return GradientWeights(imtl_g_weights(observation["gramian"]))

@@ -62,9 +62,6 @@ class LearnedLossScales(Policy):
     def scale_grad(scales: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def hparams(self) -> dict[str, Any]:
-        return {"lr": self.lr}
-
     def reset(
         self, task_names: Sequence[str], seed: int, *, device: torch.device | str = "cpu", **context: Any
     ) -> None:

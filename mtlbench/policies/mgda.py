@@ -32,7 +32,7 @@ which this module returns.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -45,6 +45,7 @@ from mtlbench.policies.base import (
     PolicyError,
     Wrt,
     as_gramian,
+    check_integer,
     check_positive,
     raise_unless,
 )
@@ -226,14 +227,9 @@ class MGDA(Policy):
             raise ValueError(
                 f"hyperparameter 'normalization' must be one of {NORMALIZATIONS}, got {normalization!r}"
             )
-        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-            raise ValueError(f"hyperparameter 'max_iter' must be an integer >= 1, got {max_iter!r}")
         self.normalization = normalization
-        self.max_iter = max_iter
+        self.max_iter = check_integer("max_iter", max_iter, 1)
         self.tol = check_positive("tol", tol, allow_zero=True)
-
-    def hparams(self) -> dict[str, Any]:
-        return {"normalization": self.normalization, "max_iter": self.max_iter, "tol": self.tol}
 
     def act(self, observation: Observation) -> GradientWeights:
         weights = mgda_weights(

@@ -87,9 +87,6 @@ class MOML(Policy):
         self.optimizer: torch.optim.Optimizer | None = None
         self._alpha = DEFAULT_LR
 
-    def hparams(self) -> dict[str, Any]:
-        return {"meta_lr": self.meta_lr, "step_size": self.step_size}
-
     def reset(
         self,
         task_names: Sequence[str],

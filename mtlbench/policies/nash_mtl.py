@@ -43,6 +43,7 @@ from mtlbench.policies.base import (
     Observation,
     Policy,
     as_gramian,
+    check_integer,
     check_positive,
     raise_unless,
 )
@@ -140,23 +141,12 @@ class NashMTL(Policy):
         tol: float = 1e-6,
     ) -> None:
         super().__init__()
-        for key, value in (("update_weights_every", update_weights_every), ("max_iter", max_iter)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"hyperparameter {key!r} must be an integer >= 1, got {value!r}")
-        self.update_weights_every = update_weights_every
+        self.update_weights_every = check_integer("update_weights_every", update_weights_every, 1)
+        self.max_iter = check_integer("max_iter", max_iter, 1)
         self.max_norm = check_positive("max_norm", max_norm, allow_zero=True)
-        self.max_iter = max_iter
         self.tol = check_positive("tol", tol)
         self._step = 0
         self._weights: Tensor | None = None
-
-    def hparams(self) -> dict[str, Any]:
-        return {
-            "update_weights_every": self.update_weights_every,
-            "max_norm": self.max_norm,
-            "max_iter": self.max_iter,
-            "tol": self.tol,
-        }
 
     def reset(
         self,

@@ -13,15 +13,13 @@ RGW needs only the losses: the env forms ``sum_t a_t g_t`` itself from the weigh
 
 from __future__ import annotations
 
-from typing import Any
-
-from mtlbench.policies.base import GradientWeights, Observation, Policy, PolicyError
-from mtlbench.policies.rlw import DISTRIBUTIONS, sample_simplex
+from mtlbench.policies.base import GradientWeights, Observation
+from mtlbench.policies.rlw import RandomWeighting
 
 __all__ = ["RGW"]
 
 
-class RGW(Policy):
+class RGW(RandomWeighting):
     """Random gradient weights ``T * softmax(z)``, ``z ~ N(0, I)``, on the representation.
 
     Parameters
@@ -35,21 +33,5 @@ class RGW(Policy):
     needs = frozenset({"losses"})
     wrt = "representation"
 
-    def __init__(self, distribution: str = "normal") -> None:
-        super().__init__()
-        if distribution not in DISTRIBUTIONS:
-            raise ValueError(
-                f"hyperparameter 'distribution' must be one of "
-                f"{', '.join(map(repr, DISTRIBUTIONS))}, got {distribution!r}"
-            )
-        self.distribution = distribution
-
-    def hparams(self) -> dict[str, Any]:
-        return {"distribution": self.distribution}
-
     def act(self, observation: Observation) -> GradientWeights:
-        if self.generator is None:
-            raise PolicyError("rgw: call reset() before act()")
-        losses = observation["losses"]
-        lam = sample_simplex(self.distribution, self.num_tasks, self.generator)
-        return GradientWeights((self.num_tasks * lam).to(device=losses.device, dtype=losses.dtype))
+        return GradientWeights(self.random_weights(observation["losses"]))

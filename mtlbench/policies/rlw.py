@@ -33,13 +33,11 @@ All randomness comes from ``self.generator``, never the global torch RNG.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from mtlbench.policies.base import Observation, Policy, PolicyError
 
-__all__ = ["DISTRIBUTIONS", "RLW", "sample_simplex"]
+__all__ = ["DISTRIBUTIONS", "RLW", "RandomWeighting", "sample_simplex"]
 
 DISTRIBUTIONS: tuple[str, ...] = ("uniform", "normal", "dirichlet", "bernoulli", "c-bernoulli")
 
@@ -100,7 +98,31 @@ def sample_simplex(
     return lam[0] if num_samples is None else lam
 
 
-class RLW(Policy):
+class RandomWeighting(Policy):
+    """What RLW and RGW share: the ``distribution`` and the draw ``T * lambda`` of every step.
+
+    ``lambda`` comes from :func:`sample_simplex` with ``self.generator``; the weights take the
+    losses' device and dtype. Subclasses say what the weights multiply (their ``act``).
+    """
+
+    def __init__(self, distribution: str = "normal") -> None:
+        super().__init__()
+        if distribution not in DISTRIBUTIONS:
+            raise ValueError(
+                f"hyperparameter 'distribution' must be one of "
+                f"{', '.join(map(repr, DISTRIBUTIONS))}, got {distribution!r}"
+            )
+        self.distribution = distribution
+
+    def random_weights(self, losses: torch.Tensor) -> torch.Tensor:
+        """``T * lambda``, ``lambda = f(z)`` drawn afresh, on ``losses``' device and dtype."""
+        if self.generator is None:
+            raise PolicyError(f"{self.name}: call reset() before act()")
+        lam = sample_simplex(self.distribution, self.num_tasks, self.generator)
+        return (self.num_tasks * lam).to(device=losses.device, dtype=losses.dtype)
+
+
+class RLW(RandomWeighting):
     """Random loss weighting: ``w = T * f(z)``, ``z ~ p(z)`` drawn afresh every step.
 
     Parameters
@@ -114,21 +136,5 @@ class RLW(Policy):
     level = "loss"
     needs = frozenset({"losses"})
 
-    def __init__(self, distribution: str = "normal") -> None:
-        super().__init__()
-        if distribution not in DISTRIBUTIONS:
-            raise ValueError(
-                f"hyperparameter 'distribution' must be one of "
-                f"{', '.join(map(repr, DISTRIBUTIONS))}, got {distribution!r}"
-            )
-        self.distribution = distribution
-
-    def hparams(self) -> dict[str, Any]:
-        return {"distribution": self.distribution}
-
     def act(self, observation: Observation) -> torch.Tensor:
-        losses = observation["losses"]
-        if self.generator is None:
-            raise PolicyError("rlw: call reset() before act()")
-        lam = sample_simplex(self.distribution, self.num_tasks, self.generator)
-        return (self.num_tasks * lam).to(device=losses.device, dtype=losses.dtype)
+        return self.random_weights(observation["losses"])

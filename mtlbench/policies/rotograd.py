@@ -55,6 +55,7 @@ from mtlbench.policies.base import (
     Observation,
     Policy,
     PolicyError,
+    check_integer,
     check_positive,
 )
 from mtlbench.policies.learned_scales import resolve_lr
@@ -186,20 +187,13 @@ class RotoGrad(Policy):
     def __init__(self, lr: float | None = None, burn_in_period: int = 20) -> None:
         super().__init__()
         self.lr = None if lr is None else check_positive("lr", lr)
-        if int(burn_in_period) != burn_in_period or burn_in_period < 0:
-            raise ValueError(
-                f"hyperparameter 'burn_in_period' must be an integer >= 0, got {burn_in_period!r}"
-            )
-        self.burn_in_period = int(burn_in_period)
+        self.burn_in_period = check_integer("burn_in_period", burn_in_period, 0, integral_floats=True)
         self.adapters: nn.ModuleList | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.initial_norms: torch.Tensor | None = None
         self.counter = 0
         self.dim = 0
         self._rotations: list[Rotation] = []
-
-    def hparams(self) -> dict[str, Any]:
-        return {"lr": self.lr, "burn_in_period": self.burn_in_period}
 
     def reset(
         self,

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from mtlbench.policies.base import Observation, Policy, PolicyError, check_positive
+from mtlbench.policies.base import Observation, Policy, PolicyError, check_integer, check_positive
 
 __all__ = ["STCH", "stch_weights"]
 
@@ -72,18 +72,13 @@ class STCH(Policy):
     def __init__(self, mu: float = 1.0, warmup_epochs: int = 4) -> None:
         super().__init__()
         self.mu = check_positive("mu", mu)
-        if int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
-            raise ValueError(f"hyperparameter 'warmup_epochs' must be an integer >= 0, got {warmup_epochs!r}")
-        self.warmup_epochs = int(warmup_epochs)
+        self.warmup_epochs = check_integer("warmup_epochs", warmup_epochs, 0, integral_floats=True)
         self._clear()
 
     def _clear(self) -> None:
         self._loss_sum: torch.Tensor | None = None
         self._loss_count = 0
         self._nadir: torch.Tensor | None = None
-
-    def hparams(self) -> dict[str, Any]:
-        return {"mu": self.mu, "warmup_epochs": self.warmup_epochs}
 
     def reset(
         self,

@@ -25,8 +25,6 @@ end: a residual above tolerance raises :class:`PolicyError`.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -206,9 +204,6 @@ class UPGrad(Policy):
     def __init__(self, reg_eps: float = 1e-4) -> None:
         super().__init__()
         self.reg_eps = check_positive("reg_eps", reg_eps, allow_zero=True)
-
-    def hparams(self) -> dict[str, Any]:
-        return {"reg_eps": self.reg_eps}
 
     def act(self, observation: Observation) -> GradientWeights:
         return GradientWeights(upgrad_weights(observation["gramian"], reg_eps=self.reg_eps))
