@@ -82,8 +82,15 @@ def aligned_mtl_weights(gramian: Tensor, *, scale_mode: str = "min") -> Tensor:
 
 
 class AlignedMTL(Policy):
-    """Aligned-MTL (Senushkin et al., CVPR 2023). ``scale_mode`` in
-    ``("min", "median", "rmse")``, default ``"min"`` (the paper's)."""
+    """Aligned-MTL (Senushkin et al., CVPR 2023).
+
+    Parameters
+    ----------
+    scale_mode
+        The scale of the aligned gradients, from the Gramian's kept eigenvalues: their
+        minimum (``"min"``, default, the paper's), median (``"median"``) or mean
+        (``"rmse"``, the official code's name for it).
+    """
 
     name = "aligned-mtl"
     level = "gradient"

@@ -258,6 +258,20 @@ def load_learned_state(
 
 
 # --------------------------------------------------------------------- validation helpers
+def require_observed(observation: Observation, keys: str | Sequence[str], method: str) -> None:
+    """Raise :class:`PolicyError` naming the first of ``keys`` the observation lacks (undeclared need)."""
+    for key in (keys,) if isinstance(keys, str) else keys:
+        if key not in observation:
+            raise PolicyError(f"{method} needs observation[{key!r}]; declare it in needs")
+
+
+def current_epoch(observation: Observation, method: str) -> int:
+    """The observation's ``epoch`` (0-indexed; the env always sends it) as an ``int``."""
+    if "epoch" not in observation:
+        raise PolicyError(f"{method} needs observation['epoch'] (the current epoch, 0-indexed)")
+    return int(observation["epoch"])
+
+
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     """Validate a hyperparameter and return it as a float, naming it on failure."""
     value = float(value)

@@ -211,9 +211,16 @@ def cagrad_weights(gramian: Tensor, *, c: float = 0.4, rescale: int = 1) -> Tens
 
 
 class CAGrad(Policy):
-    """CAGrad (Liu et al., NeurIPS 2021). ``c`` >= 0 (default 0.4, the paper's NYUv2 and
-    CityScapes value; LibMTL's default ``calpha`` is 0.5); ``rescale`` in ``(0, 1, 2)``,
-    default 1 as in the official code."""
+    """CAGrad (Liu et al., NeurIPS 2021).
+
+    Parameters
+    ----------
+    c
+        Radius of the conflict-averse ball, >= 0 (default 0.4, the paper's NYUv2 and
+        CityScapes value; LibMTL's default ``calpha`` is 0.5).
+    rescale
+        In ``(0, 1, 2)``; default 1, as in the official code.
+    """
 
     name = "cagrad"
     level = "gradient"

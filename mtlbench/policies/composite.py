@@ -59,7 +59,16 @@ def weighted_observation(observation: Observation, weights: torch.Tensor) -> dic
 
 
 class Composite(Policy):
-    """A loss-level policy composed with a gradient-level policy (``"rlw+cagrad"``)."""
+    """A loss-level policy composed with a gradient-level policy (``"rlw+cagrad"``).
+
+    Parameters
+    ----------
+    loss_policy
+        The loss-level policy: it picks the loss weights ``w`` every step.
+    grad_policy
+        The gradient-level policy: it balances the gradients of the weighted losses
+        ``w_t L_t`` (steps 2-3 of the module docstring).
+    """
 
     level = "gradient"
 

@@ -34,6 +34,7 @@ from mtlbench.policies.base import (
     PolicyError,
     check_in_range,
     check_positive,
+    require_observed,
 )
 
 __all__ = ["DBMTL", "db_mtl_direction", "db_mtl_update_buffer"]
@@ -100,8 +101,7 @@ class DBMTL(Policy):
         self.step = 0
 
     def act(self, observation: Observation) -> GradientDirection:
-        if "jacobian" not in observation:
-            raise PolicyError("db-mtl needs observation['jacobian']; declare it in needs")
+        require_observed(observation, "jacobian", "db-mtl")
         jac = observation["jacobian"].detach()
         losses = observation["losses"].detach()
         if self.buffer is None or self.buffer.shape != jac.shape:

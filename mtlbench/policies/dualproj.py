@@ -30,11 +30,9 @@ from mtlbench.policies.base import (
     GradientWeights,
     Observation,
     Policy,
-    as_gramian,
     check_positive,
-    raise_unless,
 )
-from mtlbench.policies.upgrad import _TOL, _nonnegative_qps
+from mtlbench.policies.upgrad import _nonnegative_qps, normalised_gramian, raise_unless_solved
 
 __all__ = ["DualProj", "dualproj_weights"]
 
@@ -50,28 +48,22 @@ def dualproj_weights(gramian: Tensor, *, reg_eps: float = 1e-4) -> Tensor:
     Gramian is not finite or the KKT residual exceeds the tolerance.
     """
     method = "DualProj"
-    reg_eps = check_positive("reg_eps", reg_eps, allow_zero=True)
-    G = as_gramian(gramian, method)
-    num_tasks = G.shape[0]
-    trace = G.diagonal().sum()
-    eye = torch.eye(num_tasks, dtype=G.dtype, device=G.device)
-    G_n = G / torch.where(trace > 0, trace, 1.0) + reg_eps * eye
-    mean = torch.full((num_tasks,), 1.0 / num_tasks, dtype=G.dtype, device=G.device)
+    G, trace, G_n = normalised_gramian(gramian, reg_eps, method)
+    mean = torch.full((G.shape[0],), 1.0 / G.shape[0], dtype=G.dtype, device=G.device)
     m, residual = _nonnegative_qps(G_n, (G_n @ mean)[None, :])
     weights = torch.where(trace > 0, mean + m[0], mean)
-    residual = torch.where(trace > 0, residual, 0.0)
-    ok = torch.isfinite(G).all() & torch.isfinite(weights).all() & (residual <= _TOL)
-    raise_unless(
-        ok,
-        method,
-        "the projection onto the dual cone was not solved to tolerance (non-finite or "
-        "badly indefinite Gramian; try reg_eps > 0)",
-    )
+    raise_unless_solved(G, weights, residual, trace, method, "the projection onto the dual cone was")
     return weights.to(gramian.dtype)
 
 
 class DualProj(Policy):
-    """DualProj (Quinton & Rey 2024). ``reg_eps`` >= 0 (default 1e-4, as in TorchJD)."""
+    """DualProj (Quinton & Rey 2024).
+
+    Parameters
+    ----------
+    reg_eps
+        Ridge added to the trace-normalised Gramian, >= 0 (default 1e-4, as in TorchJD).
+    """
 
     name = "dualproj"
     level = "gradient"

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from mtlbench.policies.base import Observation, Policy, PolicyError, check_positive
+from mtlbench.policies.base import Observation, Policy, check_positive, current_epoch
 
 __all__ = ["DWA", "dwa_weights"]
 
@@ -32,12 +32,6 @@ def dwa_weights(
     """``T * softmax((Lbar(e-1) / Lbar(e-2)) / temp)`` (Liu et al. 2019, Eq. (1))."""
     ratio = last_epoch_avg / previous_epoch_avg
     return ratio.shape[-1] * torch.softmax(ratio / temperature, dim=-1)
-
-
-def _epoch_of(observation: Observation) -> int:
-    if "epoch" not in observation:
-        raise PolicyError("dwa needs observation['epoch'] (the current epoch, 0-indexed)")
-    return int(observation["epoch"])
 
 
 class DWA(Policy):
@@ -85,7 +79,7 @@ class DWA(Policy):
 
     def act(self, observation: Observation) -> torch.Tensor:
         losses = observation["losses"].detach()
-        epoch = _epoch_of(observation)
+        epoch = current_epoch(observation, "dwa")
         if epoch != self._epoch:
             self._close_epoch()
             self._epoch = epoch

@@ -123,8 +123,15 @@ def fairgrad_weights(gramian: Tensor, *, alpha: float = 1.0, max_iter: int = 50,
 
 
 class FairGrad(Policy):
-    """FairGrad (Ban & Ji, ICML 2024). ``alpha`` > 0 (default 1.0); ``max_iter`` and
-    ``tol`` of the Newton solver."""
+    """FairGrad (Ban & Ji, ICML 2024).
+
+    Parameters
+    ----------
+    alpha
+        The alpha-fairness exponent, > 0 (default 1.0).
+    max_iter, tol
+        Iteration limit (int >= 1, default 50) and tolerance (default 1e-6) of the Newton solver.
+    """
 
     name = "fairgrad"
     level = "gradient"

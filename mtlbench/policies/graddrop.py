@@ -36,6 +36,7 @@ from mtlbench.policies.base import (
     Policy,
     PolicyError,
     check_in_range,
+    require_observed,
 )
 
 __all__ = ["GradDrop", "graddrop_direction", "sign_purity"]
@@ -78,8 +79,7 @@ class GradDrop(Policy):
     def act(self, observation: Observation) -> GradientDirection:
         if self.generator is None:
             raise PolicyError("graddrop: call reset() before act()")
-        if "jacobian" not in observation:
-            raise PolicyError("graddrop needs observation['jacobian']; declare it in needs")
+        require_observed(observation, "jacobian", "graddrop")
         jac = observation["jacobian"].detach()
         uniform = torch.rand(jac.shape[1], generator=self.generator, device=self.generator.device).to(
             device=jac.device, dtype=jac.dtype

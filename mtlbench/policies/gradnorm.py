@@ -43,6 +43,7 @@ from mtlbench.policies.base import (
     check_positive,
     learned_state,
     load_learned_state,
+    require_observed,
 )
 from mtlbench.policies.learned_scales import resolve_lr
 
@@ -114,8 +115,7 @@ class GradNorm(Policy):
     def act(self, observation: Observation) -> GradientWeights:
         if self.weights is None or self.optimizer is None:
             raise PolicyError("gradnorm: call reset() before act()")
-        if "gramian" not in observation:
-            raise PolicyError("gradnorm needs observation['gramian']; declare it in needs")
+        require_observed(observation, "gramian", "gradnorm")
         dev = self.weights.device
         losses = observation["losses"].detach().to(dev)
         gramian = observation["gramian"].detach().to(dev)

@@ -37,6 +37,7 @@ from mtlbench.policies.base import (
     PolicyError,
     check_in_range,
     check_positive,
+    require_observed,
 )
 from mtlbench.policies.pcgrad import random_task_orders
 
@@ -110,8 +111,7 @@ class GradVac(Policy):
     def act(self, observation: Observation) -> GradientWeights:
         if self.generator is None or self.targets is None:
             raise PolicyError("gradvac: call reset() before act()")
-        if "gramian" not in observation:
-            raise PolicyError("gradvac needs observation['gramian']; declare it in needs")
+        require_observed(observation, "gramian", "gradvac")
         gramian = observation["gramian"].detach()
         orders = random_task_orders(self.num_tasks, self.generator).to(gramian.device)
         coef, self.targets = gradvac_coefficients(gramian, orders, self.targets, self.beta, self.eps)

@@ -207,10 +207,14 @@ def mgda_weights(
 class MGDA(Policy):
     """MGDA (Sener & Koltun 2018) on the Gramian of the shared-parameter gradients.
 
-    Hyperparameters: ``normalization`` in ``("none", "l2", "loss", "loss+")`` (default
-    ``"none"``, as in the paper and LibMTL's default ``mgda_gn``; the official sample CelebA
-    configuration uses ``"loss+"``), ``max_iter`` and ``tol`` of the exact min-norm solver
-    (stop when the duality gap is at most ``tol * ||d||^2``; see :func:`mgda_weights`).
+    Parameters
+    ----------
+    normalization
+        In ``("none", "l2", "loss", "loss+")`` (default ``"none"``, as in the paper and
+        LibMTL's default ``mgda_gn``; the official sample CelebA configuration uses ``"loss+"``).
+    max_iter, tol
+        Of the exact min-norm solver (defaults 1000 and 1e-10): it stops when the duality gap
+        is at most ``tol * ||d||^2`` (see :func:`mgda_weights`).
     """
 
     name = "mgda"

@@ -49,6 +49,7 @@ from mtlbench.policies.base import (
     check_positive,
     learned_state,
     load_learned_state,
+    require_observed,
 )
 from mtlbench.policies.learned_scales import DEFAULT_LR, resolve_lr
 
@@ -106,9 +107,7 @@ class MOML(Policy):
     def act(self, observation: Observation) -> torch.Tensor:
         if self.logits is None or self.optimizer is None:
             raise PolicyError("moml: call reset() before act()")
-        for key in ("jacobian", "val_jacobian"):
-            if key not in observation:
-                raise PolicyError(f"moml needs observation[{key!r}]; declare it in needs")
+        require_observed(observation, ("jacobian", "val_jacobian"), "moml")
         losses = observation["losses"]
         hyper_w = moml_hypergradient(observation["jacobian"], observation["val_jacobian"], self._alpha).to(
             self.logits.device, self.logits.dtype

@@ -123,9 +123,17 @@ def nash_mtl_weights(gramian: Tensor, *, max_iter: int = 50, tol: float = 1e-6) 
 class NashMTL(Policy):
     """Nash-MTL (Navon et al., ICML 2022).
 
-    Hyperparameters: ``update_weights_every`` (int >= 1, default 1), ``max_norm`` (>= 0,
-    default 1.0 as in the official code; 0 disables the clipping), ``max_iter`` and
-    ``tol`` of the Newton solver. Stateful: the last weights are re-used between updates.
+    Stateful: the last weights are re-used between updates.
+
+    Parameters
+    ----------
+    update_weights_every
+        Solve for new weights every this many steps (int >= 1, default 1).
+    max_norm
+        Clip the norm of the update to this, >= 0 (default 1.0, as in the official code; 0
+        disables the clipping).
+    max_iter, tol
+        Iteration limit (default 50) and tolerance (default 1e-6) of the Newton solver.
     """
 
     name = "nash-mtl"

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from mtlbench.policies.base import GradientWeights, Observation, Policy, PolicyError
+from mtlbench.policies.base import GradientWeights, Observation, Policy, PolicyError, require_observed
 
 __all__ = ["PCGrad", "pcgrad_coefficients", "random_task_orders"]
 
@@ -69,8 +69,7 @@ class PCGrad(Policy):
     def act(self, observation: Observation) -> GradientWeights:
         if self.generator is None:
             raise PolicyError("pcgrad: call reset() before act()")
-        if "gramian" not in observation:
-            raise PolicyError("pcgrad needs observation['gramian']; declare it in needs")
+        require_observed(observation, "gramian", "pcgrad")
         gramian = observation["gramian"].detach()
         orders = random_task_orders(self.num_tasks, self.generator).to(gramian.device)
         return GradientWeights(pcgrad_coefficients(gramian, orders).sum(dim=0))

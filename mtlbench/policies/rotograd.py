@@ -57,6 +57,7 @@ from mtlbench.policies.base import (
     PolicyError,
     check_integer,
     check_positive,
+    require_observed,
 )
 from mtlbench.policies.learned_scales import resolve_lr
 
@@ -241,8 +242,7 @@ class RotoGrad(Policy):
     def act(self, observation: Observation) -> GradientWeights:
         if self.adapters is None or self.optimizer is None:
             raise PolicyError("rotograd: call reset() before act()")
-        if "jacobian" not in observation:
-            raise PolicyError("rotograd needs observation['jacobian']; declare it in needs")
+        require_observed(observation, "jacobian", "rotograd")
         dim = self.dim
         # rows of ``dim`` features (the env flattens a (B, C, H, W) Jacobian channels-first)
         jac = jacobian_rows(observation["jacobian"].detach(), dim, self._rotations[0].spatial)

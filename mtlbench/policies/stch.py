@@ -33,7 +33,13 @@ from typing import Any
 
 import torch
 
-from mtlbench.policies.base import Observation, Policy, PolicyError, check_integer, check_positive
+from mtlbench.policies.base import (
+    Observation,
+    Policy,
+    check_integer,
+    check_positive,
+    current_epoch,
+)
 
 __all__ = ["STCH", "stch_weights"]
 
@@ -45,12 +51,6 @@ def stch_weights(losses: torch.Tensor, nadir: torch.Tensor, mu: float = 1.0) -> 
     num_tasks = losses.shape[-1]
     log_norm = torch.log(losses / nadir + _EPS)
     return num_tasks * torch.softmax(log_norm / mu, dim=-1) / (losses + _EPS * nadir)
-
-
-def _epoch_of(observation: Observation) -> int:
-    if "epoch" not in observation:
-        raise PolicyError("stch needs observation['epoch'] (the current epoch, 0-indexed)")
-    return int(observation["epoch"])
 
 
 class STCH(Policy):
@@ -93,7 +93,7 @@ class STCH(Policy):
 
     def act(self, observation: Observation) -> torch.Tensor:
         losses = observation["losses"].detach()
-        epoch = _epoch_of(observation)
+        epoch = current_epoch(observation, "stch")
         if epoch <= self.warmup_epochs:
             if epoch == self.warmup_epochs:
                 self._loss_sum = losses.clone() if self._loss_sum is None else self._loss_sum + losses

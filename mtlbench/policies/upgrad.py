@@ -162,6 +162,33 @@ def _nonnegative_qps_host(G: np.ndarray, linear: np.ndarray) -> tuple[np.ndarray
     return m, residual
 
 
+def normalised_gramian(gramian: Tensor, reg_eps: float, method: str) -> tuple[Tensor, Tensor, Tensor]:
+    """``(G, trace(G), G / trace(G) + reg_eps I)`` in float64 (a zero trace divides by 1).
+
+    The trace normalisation makes UPGrad and DualProj invariant to the scale of the
+    gradients; ``reg_eps`` (TorchJD's default 1e-4) keeps the QPs strictly convex.
+    """
+    reg_eps = check_positive("reg_eps", reg_eps, allow_zero=True)
+    G = as_gramian(gramian, method)
+    trace = G.diagonal().sum()
+    eye = torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
+    return G, trace, G / torch.where(trace > 0, trace, 1.0) + reg_eps * eye
+
+
+def raise_unless_solved(
+    G: Tensor, weights: Tensor, residual: Tensor, trace: Tensor, method: str, what: str
+) -> None:
+    """One host sync: :class:`PolicyError` unless ``G`` and ``weights`` are finite and the KKT
+    residual (ignored for a zero Gramian) is within the tolerance; ``what`` names the QPs."""
+    residual = torch.where(trace > 0, residual, 0.0)
+    ok = torch.isfinite(G).all() & torch.isfinite(weights).all() & (residual <= _TOL)
+    raise_unless(
+        ok,
+        method,
+        f"{what} not solved to tolerance (non-finite or badly indefinite Gramian; try reg_eps > 0)",
+    )
+
+
 def upgrad_weights(gramian: Tensor, *, reg_eps: float = 1e-4) -> Tensor:
     """UPGrad weights ``a`` with ``d = J^T a`` (Quinton & Rey 2024, ``A_UPGrad``).
 
@@ -172,29 +199,24 @@ def upgrad_weights(gramian: Tensor, *, reg_eps: float = 1e-4) -> Tensor:
     Gramian is not finite or the KKT residual exceeds the tolerance.
     """
     method = "UPGrad"
-    reg_eps = check_positive("reg_eps", reg_eps, allow_zero=True)
-    G = as_gramian(gramian, method)
-    num_tasks = G.shape[0]
-    trace = G.diagonal().sum()
-    eye = torch.eye(num_tasks, dtype=G.dtype, device=G.device)
-    G_n = G / torch.where(trace > 0, trace, 1.0) + reg_eps * eye
+    G, trace, G_n = normalised_gramian(gramian, reg_eps, method)
+    eye = torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
     m, residual = _nonnegative_qps(G_n, G_n)  # row i of G_n is the linear term G_n e_i
     weights = (eye + m).mean(0)
-    mean = torch.full_like(weights, 1.0 / num_tasks)
+    mean = torch.full_like(weights, 1.0 / G.shape[0])
     weights = torch.where(trace > 0, weights, mean)
-    residual = torch.where(trace > 0, residual, 0.0)
-    ok = torch.isfinite(G).all() & torch.isfinite(weights).all() & (residual <= _TOL)
-    raise_unless(
-        ok,
-        method,
-        "the projections onto the dual cone were not solved to tolerance (non-finite or "
-        "badly indefinite Gramian; try reg_eps > 0)",
-    )
+    raise_unless_solved(G, weights, residual, trace, method, "the projections onto the dual cone were")
     return weights.to(gramian.dtype)
 
 
 class UPGrad(Policy):
-    """UPGrad (Quinton & Rey 2024). ``reg_eps`` >= 0 (default 1e-4, as in TorchJD)."""
+    """UPGrad (Quinton & Rey 2024).
+
+    Parameters
+    ----------
+    reg_eps
+        Ridge added to the trace-normalised Gramian, >= 0 (default 1e-4, as in TorchJD).
+    """
 
     name = "upgrad"
     level = "gradient"
