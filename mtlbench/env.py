@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -54,6 +54,7 @@ from mtlbench.autodiff import gramian as gramian_of
 from mtlbench.autodiff import jacobian as jacobian_of
 from mtlbench.data import load_dataset
 from mtlbench.data.base import Batch, TensorMTLDataset
+from mtlbench.data_order import DataOrder
 from mtlbench.env_spaces import direction_dim, jacobian_width, meta_representation, observation_space
 from mtlbench.evaluation import EVALUATOR_VERSION, Evaluator, build_metric
 from mtlbench.losses import get_loss
@@ -210,9 +211,15 @@ class MTLEnv(gym.Env):
         self.optimizer = make_optimizer(opt.name, self.model.parameters(), opt.lr, opt.weight_decay)
         self.scheduler = make_scheduler(opt.scheduler, self.optimizer, dict(opt.scheduler_kwargs))
 
-        self._data_gen = torch.Generator().manual_seed(self.seed)
-        self._val_gen = torch.Generator().manual_seed(self.seed + 1_000_003)
-        self._val_iter: Iterator[Batch] | None = None
+        self._order = DataOrder(
+            self.splits,
+            seed=self.seed,
+            batch_size=opt.batch_size,
+            steps_per_epoch=self.steps_per_epoch,
+            drop_last=self._drop_last,
+            device=self.device,
+            num_workers=self.num_workers,
+        )
         self.epoch = 0
         self.step_in_epoch = 0
         self.global_step = 0
@@ -234,45 +241,24 @@ class MTLEnv(gym.Env):
             if self.bench_spec.stl_reference
             else None
         )
-        self._train_iter = self._epoch_batches()
+        self._train_iter = self._order.epoch()
         self._batch = next(self._train_iter)
         obs = self._forward(self._batch)
         return obs, {"epoch": 0, "step": 0, "steps_per_epoch": self.steps_per_epoch}
 
-    def _epoch_batches(self) -> Iterator[Batch]:
-        # RNG states at the start of the epoch, before its permutation is drawn: what a
-        # checkpoint taken at this epoch boundary must restore.
-        self._val_iter = None
-        self._epoch_rng = {
-            "data_gen": self._data_gen.get_state(),
-            "val_gen": self._val_gen.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        }
-        it = self.splits.train.batches(
-            self.bench_spec.optimizer.batch_size,
-            shuffle=True,
-            generator=self._data_gen,
-            drop_last=self._drop_last,
-            device=self.device,
-            num_workers=self.num_workers,
-        )
-        for i, batch in enumerate(it):
-            if i >= self.steps_per_epoch:
-                break
-            yield batch
-
     # ------------------------------------------------------------------ forward
-    def _losses(self, batch: Batch, *, keep: bool) -> torch.Tensor:
+    def _task_losses(self, batch: Batch) -> tuple[torch.Tensor, Representation, Representation]:
+        """``(losses (T,), rep, rep_in)``: ``rep_in`` is what the heads read (a detached leaf
+        copy of the representation at the representation level, else ``rep`` itself)."""
         assert self.model is not None
         x, y = batch
         rep = self.model.encode(x)
-        if self.wrt == "representation":
-            rep_in = _detach_rep(rep)
-        else:
-            rep_in = rep
+        rep_in = _detach_rep(rep) if self.wrt == "representation" else rep
         out = self.model.decode(rep_in, self._adapters)
-        losses = torch.stack([self.loss_fns[t](out[t], y[t]) for t in self.task_names])
+        return torch.stack([self.loss_fns[t](out[t], y[t]) for t in self.task_names]), rep, rep_in
+
+    def _losses(self, batch: Batch, *, keep: bool) -> torch.Tensor:
+        losses, rep, rep_in = self._task_losses(batch)
         if keep:
             self._rep, self._rep_in = rep, rep_in
         return losses
@@ -306,15 +292,11 @@ class MTLEnv(gym.Env):
     def _validation_observation(self) -> dict[str, torch.Tensor]:
         """Losses (and Jacobian) on a validation batch; the test split is never touched."""
         assert self.model is not None
-        batch = self._next_val_batch()
+        batch = self._order.next_val_batch()
         self.model.eval()  # no BatchNorm statistics from validation data
         try:
             with torch.enable_grad():
-                x, y = batch
-                rep = self.model.encode(x)
-                rep_in = _detach_rep(rep) if self.wrt == "representation" else rep
-                out = self.model.decode(rep_in, self._adapters)
-                losses = torch.stack([self.loss_fns[t](out[t], y[t]) for t in self.task_names])
+                losses, _, rep_in = self._task_losses(batch)
                 obs = {"val_losses": losses.detach()}
                 if "val_jacobian" in self.observe:
                     obs["val_jacobian"] = jacobian_of(
@@ -323,21 +305,6 @@ class MTLEnv(gym.Env):
         finally:
             self.model.train()
         return obs
-
-    def _next_val_batch(self) -> Batch:
-        while True:
-            if self._val_iter is None:
-                self._val_iter = self.splits.val.batches(
-                    self.bench_spec.optimizer.batch_size,
-                    shuffle=True,
-                    generator=self._val_gen,
-                    drop_last=len(self.splits.val) > self.bench_spec.optimizer.batch_size,  # type: ignore[arg-type]
-                    device=self.device,
-                )
-            try:
-                return next(self._val_iter)
-            except StopIteration:
-                self._val_iter = None
 
     # ------------------------------------------------------------------ step
     def step(self, action: Any) -> tuple[dict[str, torch.Tensor], float, bool, bool, dict[str, Any]]:
@@ -394,7 +361,7 @@ class MTLEnv(gym.Env):
                 info["evaluation"] = evaluation
             if self.epoch >= self.bench_spec.budget.epochs:
                 return self._last_obs_stub(), reward, False, True, info
-            self._train_iter = self._epoch_batches()
+            self._train_iter = self._order.epoch()
         self._batch = next(self._train_iter)
         obs = self._forward(self._batch)
         return obs, reward, False, False, info
@@ -475,7 +442,7 @@ class MTLEnv(gym.Env):
                 "adapters": None if self._adapters is None else self._adapters.state_dict(),
                 "epoch": self.epoch,
                 "global_step": self.global_step,
-                **self._epoch_rng,
+                **self._order.epoch_start_state,
                 "last_score": self._last_score,
                 "selection_baseline": self._selection_baseline,
             }
@@ -496,16 +463,11 @@ class MTLEnv(gym.Env):
             0,
         )
         self._step_on_device.fill_(self.global_step)
-        self._data_gen.set_state(state["data_gen"])
-        self._val_gen.set_state(state["val_gen"])
-        self._val_iter = None
-        torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self._order.restore(state)
         self._last_score = state["last_score"]
         self._selection_baseline = state["selection_baseline"]
         self._release_graph()
-        self._train_iter = self._epoch_batches()
+        self._train_iter = self._order.epoch()
         self._batch = next(self._train_iter)
         return self._forward(self._batch)
 
